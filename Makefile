@@ -1,0 +1,52 @@
+# htcgrid: a newcomer's entry points. `make help` lists them.
+# Every target creates what it needs on a fresh machine: the dev environment in .venv, the SAM
+# and checkov tool environments in .tools/ (they pin their own boto3, so they live apart).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help dev demo test lint lint-python lint-template schemas local-up local-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+dev: $(STAMP) ## create the development environment (.venv) with every package editable
+
+demo: dev ## run the local grid on 10,000 Monte Carlo option-pricing tasks
+	$(BIN)/python -m htcgrid_examples.demo
+
+test: dev ## run every test (unit, integration on moto, end to end on the local grid)
+	$(BIN)/pytest
+
+lint: lint-python lint-template ## ruff, mypy, cfn-lint, sam validate/build, checkov
+
+lint-python: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/core/htcgrid_core client/htcgrid compute/eks/agent/htcgrid_agent local/htcgrid_local examples/htcgrid_examples
+	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
+
+lint-template: ## cfn-lint, sam validate --lint, sam build, checkov (tool envs in .tools/)
+	bash scripts/lint-template.sh
+
+schemas: dev ## regenerate docs/schema/ from the core's documents
+	$(BIN)/python -m htcgrid_core.schema docs/schema
+
+local-up: dev ## start the local grid in the background (2 agents running the pricing handler)
+	$(BIN)/htcgrid-local up --detach --agents 2 --handler htcgrid_examples.pricing:handler
+
+local-down: dev ## stop the local grid
+	$(BIN)/htcgrid-local down
+
+clean: ## remove environments and build output
+	rm -rf $(VENV) .tools .aws-sam .htcgrid .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,104 @@
+"""Finding a grid: by CloudFormation stack name, from a local grid's state file, or explicitly.
+
+Everything the client needs is in the stack's Outputs; ``GridEndpoints`` holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from htcgrid.errors import GridNotFoundError
+from htcgrid_core import aws
+
+#: Where ``htcgrid-local up`` writes the running local grid's endpoint and outputs.
+LOCAL_STATE_FILE = Path(".htcgrid") / "local.json"
+
+_REQUIRED_OUTPUTS = (
+    "TaskTableName",
+    "DataBucketName",
+    "QueuePrefix",
+    "PriorityLevels",
+    "SubmitWorkflowArn",
+    "StatusFunctionName",
+    "InlinePayloadThresholdBytes",
+)
+
+
+class GridEndpoints:
+    """The deployed grid's resources, as its stack outputs name them, and the boto3 session
+    (any credential source boto3 supports) that reaches them."""
+
+    def __init__(
+        self,
+        outputs: dict[str, str],
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        boto_session: boto3.session.Session | None = None,
+    ) -> None:
+        missing = [name for name in _REQUIRED_OUTPUTS if not outputs.get(name)]
+        if missing:
+            raise GridNotFoundError(f"the grid's outputs lack {', '.join(missing)}")
+        self.outputs = dict(outputs)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._session = boto_session or boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def output(self, name: str) -> str:
+        return self.outputs[name]
+
+    def client(self, service: str) -> Any:
+        """A shared boto3 client for ``service`` at this grid's endpoint, with retries."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = aws.make_client(
+                    self._session, service, self.endpoint_url, self.region
+                )
+            return self._clients[service]
+
+    @classmethod
+    def from_stack(
+        cls, stack_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> GridEndpoints:
+        """Read a deployed stack's outputs (any boto3 credential source works)."""
+        session = boto3.session.Session()
+        cloudformation = aws.make_client(session, "cloudformation", endpoint_url, region)
+        try:
+            stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        except ClientError as error:
+            raise GridNotFoundError(f"stack {stack_name!r}: {error}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        return cls(outputs, endpoint_url=endpoint_url, region=region, boto_session=session)
+
+    @classmethod
+    def from_local_state(cls, path: Path | None = None) -> GridEndpoints:
+        """Connect to the local grid that ``htcgrid-local up`` started."""
+        state_file = path or Path(os.environ.get("HTCGRID_LOCAL_STATE", LOCAL_STATE_FILE))
+        try:
+            state = json.loads(state_file.read_text())
+        except FileNotFoundError:
+            raise GridNotFoundError(
+                f"no local grid state at {state_file}: start one with `htcgrid-local up`"
+            ) from None
+        region = state.get("region", "us-east-1")
+        # The emulator accepts any credentials; use its own so none need configuring.
+        session = boto3.session.Session(
+            aws_access_key_id=state.get("access_key_id", "testing"),
+            aws_secret_access_key=state.get("secret_access_key", "testing"),
+            region_name=region,
+        )
+        return cls(
+            state["outputs"],
+            endpoint_url=state["endpoint_url"],
+            region=region,
+            boto_session=session,
+        )

@@ -1,0 +1,85 @@
+"""``htcgrid-agent``: run a worker agent against the grid named by HTCGRID_* settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from prometheus_client import start_http_server
+
+from htcgrid_agent.config import AgentConfig
+from htcgrid_agent.slots import HandlerLoadError
+from htcgrid_agent.worker import Worker
+from htcgrid_core.resources import get_resources
+
+EXAMPLES = """
+examples:
+  htcgrid-agent --handler htcgrid_examples.pricing:handler --slots 2
+  htcgrid-agent --handler mypkg.tasks:handler --burst          # drain the queues, then exit
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    defaults = AgentConfig(handler="")
+    parser = argparse.ArgumentParser(
+        prog="htcgrid-agent",
+        description="Take tasks from the grid's priority queues and run a Lambda-style handler.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--handler",
+        default=os.environ.get("HTCGRID_HANDLER"),
+        help="module:function called as handler(event, context)",
+    )
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=defaults.slots,
+        help="tasks run at once, one child process each (default %(default)s)",
+    )
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--max-tasks", type=int, default=None, help="exit after N tasks")
+    parser.add_argument("--max-idle", type=float, default=None, help="exit after S idle seconds")
+    parser.add_argument(
+        "--long-poll",
+        type=int,
+        default=defaults.long_poll_s,
+        help="long-poll wait in seconds when idle (default %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
+    parser.add_argument("--name", default=defaults.name, help="agent name in logs and contexts")
+    args = parser.parse_args(argv)
+    if not args.handler:
+        parser.error("--handler (or HTCGRID_HANDLER) is required")
+    if args.slots < 1:
+        parser.error("--slots must be at least 1")
+    return AgentConfig(
+        handler=args.handler,
+        slots=args.slots,
+        burst=args.burst,
+        max_tasks=args.max_tasks,
+        max_idle_s=args.max_idle,
+        long_poll_s=args.long_poll,
+        metrics_port=args.metrics_port,
+        name=args.name,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    if config.metrics_port is not None:
+        start_http_server(config.metrics_port)
+    try:
+        Worker(config, get_resources()).work()
+    except HandlerLoadError as error:
+        print(f"htcgrid-agent: cannot load the handler: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The agent's switches, every default in one documented place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """How one agent runs. Where the grid is comes from ``GridSettings`` (HTCGRID_* env)."""
+
+    #: The task handler, ``module:function``, called as ``handler(event, context)``.
+    handler: str
+    #: Tasks run at once, each in its own child process.
+    slots: int = 1
+    #: Stop when the queues are empty instead of waiting for more work.
+    burst: bool = False
+    #: Stop after this many tasks (None: no limit).
+    max_tasks: int | None = None
+    #: Stop after this many seconds without work (None: wait forever).
+    max_idle_s: float | None = None
+    #: Long-poll wait when every queue was empty. Short enough that a SIGTERM is answered fast.
+    long_poll_s: int = 5
+    #: How often acknowledgements and result notices are flushed, in seconds.
+    flush_interval_s: float = 0.05
+    #: Memory reported to handlers by ``context.memory_limit_in_mb``.
+    memory_limit_mb: int = 1024
+    #: Serve Prometheus metrics on this port (None: off).
+    metrics_port: int | None = None
+    #: Name this agent reports in logs and as the context's function name.
+    name: str = "htcgrid-agent"

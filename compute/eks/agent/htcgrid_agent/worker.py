@@ -1,0 +1,408 @@
+"""The worker loop: fetch, claim, run, report, acknowledge.
+
+One fetcher (the main thread) long-polls the priority queues highest first, taking only as many
+messages as there are free slots. Each slot has a thread that drives its child process. A task
+whose timeout is within the lease threshold runs without a lease write (the message's
+visibility covers it); a longer one is claimed with a lease that a heartbeat keeps alive.
+
+Shutdown is a state, not an exception: the first SIGTERM (or SIGINT) stops fetching, hands back
+messages not yet started and lets running tasks finish; a second one aborts, handing back what
+is still running. Teardown happens in ``finally``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from htcgrid_agent.config import AgentConfig
+from htcgrid_agent.context import TaskContext
+from htcgrid_agent.log import logger
+from htcgrid_agent.metrics import BUSY_SLOTS, HANDLER_SECONDS, TASKS
+from htcgrid_agent.reporter import Reporter
+from htcgrid_agent.slots import Outcome, Slot
+from htcgrid_core.errors import (
+    InvalidSubmissionError,
+    PayloadIntegrityError,
+    RetryableError,
+    TransitionRejected,
+)
+from htcgrid_core.lifecycle import retry_delay_s
+from htcgrid_core.models import TaskError, TaskMessage, TaskRecord, TaskState
+from htcgrid_core.payloads import result_key
+from htcgrid_core.queues import ReceivedTask
+from htcgrid_core.resources import GridResources
+from htcgrid_core.results import result_of
+from htcgrid_core.table import Completion
+
+#: Longest back-off between fetch attempts after AWS errors.
+MAX_RECONNECT_DELAY_S = 30.0
+
+
+@dataclass
+class _Lease:
+    completion: Completion
+    queue_url: str
+    receipt_handle: str
+    lost: bool = False
+
+
+@dataclass(order=True)
+class _Queued:
+    """A received message waiting for a slot, ordered highest priority first."""
+
+    sort_key: tuple[int, int]
+    task: ReceivedTask = field(compare=False)
+
+
+class Worker:
+    """One agent: ``slots`` tasks at a time from the grid's queues."""
+
+    def __init__(self, config: AgentConfig, grid: GridResources) -> None:
+        self.config = config
+        self.grid = grid
+        self.processed = 0
+        self._stopping = threading.Event()
+        self._aborting = threading.Event()
+        self._heartbeat_stop = threading.Event()
+        self._buffer: queue.PriorityQueue[_Queued] = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        self._held = 0  # received and not yet finished
+        self._held_changed = threading.Condition()
+        self._leases: dict[str, _Lease] = {}
+        self._leases_lock = threading.Lock()
+        self._reporter = Reporter(grid.queues, config.flush_interval_s)
+        self._last_work = time.monotonic()
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            logger.warning("second signal: aborting, handing back running tasks")
+            self._aborting.set()
+        else:
+            logger.info("signal received: finishing held tasks, taking no more")
+        self._stopping.set()
+        with self._held_changed:
+            self._held_changed.notify_all()
+
+    def request_stop(self) -> None:
+        """Stop as on a first SIGTERM (for embedding the worker in tests or other programs)."""
+        self._on_signal(signal.SIGTERM, None)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def work(self) -> int:
+        """Run until stopped (signal, burst, max tasks or max idle). Returns tasks processed."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        slots = [Slot(self.config.handler) for _ in range(self.config.slots)]
+        self._reporter.start()
+        slot_threads = [
+            threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)
+            for i, slot in enumerate(slots)
+        ]
+        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        for thread in [*slot_threads, heartbeat]:
+            thread.start()
+        logger.info("agent started", extra={"slots": self.config.slots})
+        try:
+            self._fetch_until_stopped()
+        finally:
+            self._stopping.set()
+            self._hand_back_buffered()
+            for thread in slot_threads:
+                thread.join()
+            self._heartbeat_stop.set()
+            heartbeat.join()
+            self._reporter.stop()
+            for slot in slots:
+                slot.close()
+            logger.info("agent stopped", extra={"processed": self.processed})
+        return self.processed
+
+    def _fetch_until_stopped(self) -> None:
+        delay = 0.5
+        levels = self.grid.queues.priority_levels
+        with ThreadPoolExecutor(max_workers=levels, thread_name_prefix="poll") as pollers:
+            while not self._stopping.is_set():
+                free = self._wait_for_free_slots()
+                if free == 0:
+                    continue
+                try:
+                    received = self._receive(free, pollers)
+                except (ClientError, BotoCoreError) as error:
+                    logger.warning("fetch failed, backing off", extra={"error": str(error)})
+                    self._stopping.wait(delay)
+                    delay = min(MAX_RECONNECT_DELAY_S, delay * 2)
+                    continue
+                delay = 0.5
+                if self._stopping.is_set():
+                    for task in received:  # arrived during shutdown: not ours to run
+                        self._hand_back(task)
+                    break
+                if received:
+                    self._last_work = time.monotonic()
+                    self._take(received)
+                elif self._should_stop_idle():
+                    break
+
+    def _should_stop_idle(self) -> bool:
+        if self.config.burst:
+            with self._held_changed:
+                return self._held == 0
+        idle = time.monotonic() - self._last_work
+        return self.config.max_idle_s is not None and idle > self.config.max_idle_s
+
+    def _wait_for_free_slots(self) -> int:
+        """Block until a slot is free; how many messages may be taken now (0 when stopping)."""
+        with self._held_changed:
+            while not self._stopping.is_set():
+                limit = self.config.slots - self._held
+                if self.config.max_tasks is not None:
+                    remaining = self.config.max_tasks - self.processed - self._held
+                    if remaining <= 0 and self._held == 0:
+                        self._stopping.set()
+                        return 0
+                    limit = min(limit, remaining)
+                if limit > 0:
+                    return limit
+                self._held_changed.wait(1.0)
+            return 0
+
+    def _receive(self, free: int, pollers: ThreadPoolExecutor) -> list[ReceivedTask]:
+        """Highest priority first: a quick look at each queue in order; if all are empty, one
+        long poll on all of them at once (so low priorities wait no longer than high ones)."""
+        queues = self.grid.queues
+        levels = range(queues.priority_levels - 1, -1, -1)
+        for priority in levels:
+            received = queues.receive_tasks(priority, free, wait_s=0)
+            if received:
+                return received
+        wait_s = 1 if self.config.burst else self.config.long_poll_s
+        polls = [pollers.submit(queues.receive_tasks, p, free, wait_s) for p in levels]
+        return [task for poll in polls for task in poll.result()]
+
+    def _take(self, received: list[ReceivedTask]) -> None:
+        with self._held_changed:
+            self._held += len(received)
+        for task in received:
+            priority = task.message.priority if task.message else 0
+            self._buffer.put(_Queued((-priority, next(self._sequence)), task))
+
+    def _hand_back_buffered(self) -> None:
+        """Messages received but not started go straight back to their queue for others."""
+        while True:
+            try:
+                queued = self._buffer.get_nowait()
+            except queue.Empty:
+                return
+            self._hand_back(queued.task)
+            self._release_slot()
+
+    def _hand_back(self, task: ReceivedTask) -> None:
+        try:
+            self.grid.queues.change_visibility(task.queue_url, task.receipt_handle, 0)
+        except (ClientError, BotoCoreError) as error:
+            # It comes back by itself when its visibility timeout ends.
+            logger.warning("hand-back failed", extra={"error": str(error)})
+
+    def _release_slot(self) -> None:
+        with self._held_changed:
+            self._held -= 1
+            self._held_changed.notify_all()
+
+    # -- one slot -------------------------------------------------------------------------------
+
+    def _drive(self, slot: Slot) -> None:
+        while True:
+            try:
+                queued = self._buffer.get(timeout=0.2)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
+            try:
+                if self._stopping.is_set():
+                    self._hand_back(queued.task)
+                    continue
+                with BUSY_SLOTS.track_inprogress():
+                    self._process(slot, queued.task)
+            except (ClientError, BotoCoreError, RetryableError) as error:
+                # AWS failed past botocore's retries: leave the message; it comes back after
+                # its visibility timeout and the conditional writes make the retry safe.
+                logger.error("task not reported", extra={"error": str(error)})
+            finally:
+                self.processed += 1
+                self._release_slot()
+
+    def _process(self, slot: Slot, task: ReceivedTask) -> None:
+        """Run one received message through claim, handler, record and report."""
+        message = task.message
+        if message is None:
+            # Not a task: hand it straight back so it reaches the DLQ after its receive count.
+            logger.error("not a task message", extra={"problem": task.problem})
+            TASKS.labels("poison").inc()
+            self._hand_back(task)
+            return
+        lease_token: str | None = None
+        if message.timeout_s > self.grid.settings.lease_threshold_s:
+            lease_token = uuid.uuid4().hex
+            if not self._claim(task, message, lease_token):
+                return
+        completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
+        try:
+            try:
+                outcome = self._run_handler(slot, message)
+            except PayloadIntegrityError as error:
+                outcome = Outcome(error_type=type(error).__name__, error_message=str(error))
+            if outcome.aborted:
+                self._hand_back_held(task, completion)
+                return
+            self._record(task, message, completion, outcome)
+        finally:
+            with self._leases_lock:
+                self._leases.pop(message.task_id, None)
+
+    def _claim(self, task: ReceivedTask, message: TaskMessage, lease_token: str) -> bool:
+        now = time.time()
+        try:
+            self.grid.table.claim(
+                message.session_id,
+                message.task_id,
+                message.attempt,
+                lease_token,
+                now + self.grid.settings.lease_duration_s,
+                now,
+            )
+        except TransitionRejected as rejected:
+            current: TaskRecord | None = rejected.current
+            if current is not None and current.state is TaskState.RUNNING:
+                # Someone holds it now: leave the message invisible; if that holder dies, this
+                # message (or the reaper) brings the task back.
+                TASKS.labels("held_elsewhere").inc()
+                return False
+            TASKS.labels("duplicate").inc()
+            self._reporter.finished(
+                task.queue_url,
+                task.receipt_handle,
+                message.result_queue_url,
+                changed_task_id=message.task_id,
+            )
+            return False
+        completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
+        with self._leases_lock:
+            self._leases[message.task_id] = _Lease(completion, task.queue_url, task.receipt_handle)
+        return True
+
+    def _run_handler(self, slot: Slot, message: TaskMessage) -> Outcome:
+        payload = self.grid.payloads.decode(message.payload)
+        started = time.time()
+        context = TaskContext(
+            function_name=self.config.name,
+            aws_request_id=message.task_id,
+            session_id=message.session_id,
+            attempt=message.attempt,
+            memory_limit_in_mb=self.config.memory_limit_mb,
+            deadline=started + message.timeout_s,
+        )
+        with HANDLER_SECONDS.time():
+            return slot.run(json.dumps(payload), context, message.timeout_s, self._aborting)
+
+    def _record(
+        self, task: ReceivedTask, message: TaskMessage, completion: Completion, outcome: Outcome
+    ) -> None:
+        table, now = self.grid.table, time.time()
+        try:
+            if outcome.succeeded and outcome.result_json is not None:
+                result = self.grid.payloads.encode(
+                    json.loads(outcome.result_json),
+                    result_key(message.session_id, message.task_id),
+                    what="result",
+                )
+                record = table.record_success(completion, result, now)
+                TASKS.labels("succeeded").inc()
+            else:
+                error = TaskError(
+                    type=outcome.error_type or "Error",
+                    message=outcome.error_message,
+                    attempt=message.attempt,
+                    at=now,
+                    retryable=outcome.retryable,
+                )
+                record = table.record_failure(completion, message.max_attempts, error, now)
+                TASKS.labels("failed_attempt").inc()
+                if record.state is TaskState.PENDING:
+                    retry = message.model_copy(update={"attempt": record.attempt})
+                    self.grid.queues.dispatch([retry], delay_s=retry_delay_s(message.attempt))
+                    self._reporter.finished(task.queue_url, task.receipt_handle, None)
+                    return
+        except TransitionRejected:
+            # A duplicate delivery, a lost lease or a cancelled task: someone else's outcome
+            # stands. Tell the session to look, and acknowledge.
+            TASKS.labels("duplicate").inc()
+            self._reporter.finished(
+                task.queue_url,
+                task.receipt_handle,
+                message.result_queue_url,
+                changed_task_id=message.task_id,
+            )
+            return
+        except InvalidSubmissionError as error:
+            # The result could not be stored (e.g. too large): that is this attempt's failure.
+            logger.error(
+                "result not recorded", extra={"task_id": message.task_id, "error": str(error)}
+            )
+            self._record(
+                task,
+                message,
+                completion,
+                Outcome(error_type=type(error).__name__, error_message=str(error), retryable=False),
+            )
+            return
+        self._reporter.finished(
+            task.queue_url, task.receipt_handle, message.result_queue_url, result=result_of(record)
+        )
+
+    def _hand_back_held(self, task: ReceivedTask, completion: Completion) -> None:
+        """Abort path: give a running task back, lease released, message visible again."""
+        if completion.lease_token is not None:
+            try:
+                self.grid.table.release(completion)
+            except TransitionRejected:
+                pass  # the lease was already lost: whoever holds the task now decides
+        self._hand_back(task)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        """Extend every held lease and its message's visibility, a third of a lease at a time,
+        until teardown (running tasks keep their leases while the agent drains)."""
+        interval = self.grid.settings.lease_duration_s / 3
+        while not self._heartbeat_stop.wait(interval):
+            with self._leases_lock:
+                leases = [lease for lease in self._leases.values() if not lease.lost]
+            for lease in leases:
+                self._extend(lease)
+
+    def _extend(self, lease: _Lease) -> None:
+        duration = self.grid.settings.lease_duration_s
+        try:
+            self.grid.table.extend_lease(lease.completion, time.time() + duration)
+            self.grid.queues.change_visibility(lease.queue_url, lease.receipt_handle, duration * 2)
+        except TransitionRejected:
+            lease.lost = True
+            logger.warning("lease lost", extra={"task_id": lease.completion.task_id})
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("heartbeat failed", extra={"error": str(error)})

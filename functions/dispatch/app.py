@@ -1,0 +1,20 @@
+"""Dispatch function: enqueue a persisted submission's tasks on their priority queues.
+
+Second step of the submit workflow. Its output is what the client's submit call returns.
+"""
+
+from typing import Any
+
+from htcgrid_core.models import DispatchBatch
+from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.resources import get_resources
+from htcgrid_core.submissions import dispatch_submission, parse_document
+
+
+@lambda_entrypoint
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    batch = parse_document(DispatchBatch, event)
+    logger.append_keys(session_id=batch.session_id)
+    receipt = dispatch_submission(batch, get_resources())
+    metrics.add_metric(name="TasksDispatched", unit="Count", value=len(batch.messages))
+    return receipt.model_dump(mode="json")

@@ -1,0 +1,48 @@
+"""The grid's error types, raised in the core and mapped at the edges.
+
+Lambda functions let these propagate: their class names are the ``ErrorEquals`` names the state
+machines retry or catch. The client maps them to its own exceptions; the CLI to exit codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HtcGridError(Exception):
+    """Base of every error the grid raises on purpose."""
+
+
+class InvalidSubmissionError(HtcGridError):
+    """A submission or document broke a rule; the message names the field and the limit."""
+
+
+class RetryableError(HtcGridError):
+    """A transient failure: the same call may succeed later (throttling, a 5xx, a timeout)."""
+
+
+class PermanentTaskError(HtcGridError):
+    """Raised by a task handler to fail its task at once, without spending more attempts."""
+
+
+class TransitionRejected(HtcGridError):
+    """A conditional lifecycle write found the task in another state, attempt or lease.
+
+    This is the normal outcome for a duplicate delivery or a late worker: the caller must not
+    record anything else for that attempt.
+    """
+
+    def __init__(self, task_id: str, transition: str, current: Any = None) -> None:
+        super().__init__(f"task {task_id}: {transition} rejected (state, attempt or lease changed)")
+        self.task_id = task_id
+        self.transition = transition
+        #: The task's record as the rejected write found it (a ``TaskRecord``), None if absent.
+        self.current = current
+
+
+class PayloadIntegrityError(HtcGridError):
+    """A payload or result read from S3 did not match its recorded size or SHA-256."""
+
+
+class TaskNotFoundError(HtcGridError):
+    """No task with that id exists in the session."""

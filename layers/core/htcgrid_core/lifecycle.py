@@ -1,0 +1,83 @@
+"""The task state machine: which transitions are legal and what each one must find.
+
+Pure code, no AWS. ``table`` turns each ``Expectation`` into a DynamoDB ConditionExpression, so
+every transition is one conditional write that names the state (and attempt, and lease) it
+expects. That is what makes duplicate deliveries, dead workers and late results harmless.
+
+A short task (timeout within the lease threshold) runs without a lease write: the SQS message's
+visibility timeout keeps other agents away, and its completion expects PENDING at its attempt.
+A long task is claimed first (PENDING -> RUNNING with a lease token); its completion expects
+RUNNING with that token.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from htcgrid_core.models import TaskState
+
+PENDING, RUNNING = TaskState.PENDING, TaskState.RUNNING
+SUCCEEDED, FAILED, CANCELLED = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED
+
+#: Every legal transition. PENDING -> PENDING is a failed attempt sent back for a retry.
+LEGAL_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    PENDING: frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED}),
+    RUNNING: frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+#: SQS caps a message delay at 15 minutes.
+MAX_RETRY_DELAY_S = 900
+
+
+def is_legal(source: TaskState, target: TaskState) -> bool:
+    """Whether a task in ``source`` may move to ``target``. Terminal states never change."""
+    return target in LEGAL_TRANSITIONS[source]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a conditional write requires of the task record before it may change it."""
+
+    states: frozenset[TaskState]
+    attempt: int | None = None
+    #: If set, a RUNNING task must hold this lease token; a PENDING one needs none.
+    lease_token: str | None = None
+
+
+def expect_claimable(attempt: int) -> Expectation:
+    """A claim takes a PENDING task at the attempt its message carries."""
+    return Expectation(states=frozenset({PENDING}), attempt=attempt)
+
+
+def expect_holder(attempt: int, lease_token: str | None) -> Expectation:
+    """Who may finish an attempt: the lease holder, or for an unleased short task, anyone at
+    that attempt while it is still PENDING (the first to write wins, duplicates are rejected)."""
+    if lease_token is None:
+        return Expectation(states=frozenset({PENDING}), attempt=attempt)
+    return Expectation(states=frozenset({RUNNING}), attempt=attempt, lease_token=lease_token)
+
+
+def expect_cancellable() -> Expectation:
+    """Only unfinished tasks can be cancelled."""
+    return Expectation(states=frozenset({PENDING, RUNNING}))
+
+
+def state_after_failure(attempt: int, max_attempts: int, *, retryable: bool) -> TaskState:
+    """PENDING (another attempt) while the budget lasts and the error allows it, else FAILED."""
+    if retryable and attempt < max_attempts:
+        return PENDING
+    return FAILED
+
+
+def retry_delay_s(attempt: int, *, base_s: float = 2.0, cap_s: int = MAX_RETRY_DELAY_S) -> int:
+    """Delay before attempt ``attempt + 1``: exponential backoff with full jitter, capped.
+
+    Full jitter (a uniform draw below the exponential bound) spreads retries of a failed batch
+    so they do not come back as one wave.
+    """
+    bound = min(float(cap_s), base_s * (2 ** (attempt - 1)))
+    return int(random.uniform(0, bound))  # noqa: S311 - jitter, not cryptography

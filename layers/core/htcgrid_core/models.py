@@ -1,0 +1,249 @@
+"""Every document that crosses a boundary of the grid, defined once.
+
+Submissions go from the client to the submit workflow, task messages from the dispatcher to the
+agents over SQS, task records live in DynamoDB, results go back to the client. Each is a frozen
+pydantic model with its limits as field constraints; ``docs/schema/`` holds their JSON Schema so
+any AWS SDK can drive the grid.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, StringConstraints
+
+from htcgrid_core.settings import MAX_PRIORITY_LEVELS
+
+#: Most tasks one submission may carry. The client splits larger lists; the submit workflow's
+#: 256 KiB input limit usually binds first.
+MAX_TASKS_PER_SUBMISSION = 1000
+#: Longest error message kept per attempt, so a task record stays well under DynamoDB's 400 KB.
+MAX_ERROR_MESSAGE_CHARS = 2000
+#: Longest timeout a task may ask for (12 hours, SQS's longest visibility timeout).
+MAX_TIMEOUT_S = 43200
+
+SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
+TaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
+SubmissionToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Priority = Annotated[int, Field(ge=0, lt=MAX_PRIORITY_LEVELS)]
+
+
+class Document(BaseModel):
+    """Base of every document: immutable, and unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskState(StrEnum):
+    """Where a task is in its lifecycle (see ``lifecycle`` for the legal transitions)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class InlineData(Document):
+    """A payload or result carried inline as JSON (at most the inline threshold in size)."""
+
+    inline: JsonValue
+
+
+class StoredData(Document):
+    """A payload or result stored in the data-plane bucket, checked by size and SHA-256."""
+
+    s3_key: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    size: int = Field(ge=0)
+    sha256: Sha256Hex
+
+
+#: A payload or result: inline JSON, or a reference to an S3 object holding the JSON.
+Data = InlineData | StoredData
+
+
+class TaskSpec(Document):
+    """One task in a submission: its payload and its per-task overrides."""
+
+    payload: Data
+    priority: Priority | None = Field(
+        default=None, description="0 is the lowest; the grid's default priority if unset."
+    )
+    timeout_s: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class Submission(Document):
+    """Input of the submit workflow: a batch of tasks for one session.
+
+    The submission token makes a retried submission harmless: the same token yields the same
+    task ids and creates no second copy of any task.
+    """
+
+    session_id: SessionId
+    submission_token: SubmissionToken
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=MAX_TASKS_PER_SUBMISSION)
+    result_queue_url: str | None = Field(
+        default=None,
+        max_length=512,
+        description="SQS queue the agents notify as tasks of this submission finish.",
+    )
+
+
+class TaskMessage(Document):
+    """The SQS message that hands one attempt of a task to an agent."""
+
+    session_id: SessionId
+    task_id: TaskId
+    attempt: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
+    priority: Priority
+    timeout_s: int = Field(ge=1, le=MAX_TIMEOUT_S)
+    payload: Data
+    submitted_at: float
+    result_queue_url: str | None = None
+
+
+class DispatchBatch(Document):
+    """Output of the persist step, input of the dispatch step of the submit workflow.
+
+    ``messages`` is empty when an earlier attempt of the same submission already dispatched.
+    """
+
+    session_id: SessionId
+    submission_token: SubmissionToken
+    task_ids: list[TaskId]
+    messages: list[TaskMessage]
+
+
+class SubmissionReceipt(Document):
+    """What the submit workflow returns: the ids of the submitted tasks, in submission order."""
+
+    session_id: SessionId
+    submission_token: SubmissionToken
+    task_ids: list[TaskId]
+
+
+class TaskError(Document):
+    """Why one attempt failed."""
+
+    type: str = Field(max_length=256, description="Exception class name, e.g. 'ValueError'.")
+    message: str = Field(max_length=MAX_ERROR_MESSAGE_CHARS)
+    attempt: int = Field(ge=1)
+    at: float
+    retryable: bool = True
+
+
+class TaskRecord(Document):
+    """A task as the task table holds it (the table's item, decoded)."""
+
+    session_id: SessionId
+    task_id: TaskId
+    state: TaskState
+    attempt: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
+    priority: Priority
+    timeout_s: int
+    payload: Data
+    result: Data | None = None
+    errors: list[TaskError] = Field(default_factory=list)
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    result_queue_url: str | None = None
+
+
+class TaskResult(Document):
+    """A finished task as the client sees it: its result, or the error that failed it."""
+
+    session_id: SessionId
+    task_id: TaskId
+    state: TaskState
+    attempt: int
+    result: Data | None = None
+    error: TaskError | None = None
+    submitted_at: float
+    finished_at: float | None = None
+
+
+class ResultNotice(Document):
+    """Sent by agents to a session's result queue as tasks finish.
+
+    ``results`` carries finished tasks in full. ``changed`` names tasks whose record changed but
+    whose result the sender does not hold (a redelivered message found the task already
+    finished): the client reads those from the status function.
+    """
+
+    results: list[TaskResult] = Field(default_factory=list)
+    changed: list[TaskId] = Field(default_factory=list)
+
+
+class SessionStatus(Document):
+    """How many tasks of a session are in each state."""
+
+    session_id: SessionId
+    counts: dict[TaskState, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(n for state, n in self.counts.items() if state.is_terminal)
+
+
+class StatusQuery(Document):
+    """Input of the status function: counts per state for a session."""
+
+    action: Literal["status"] = "status"
+    session_id: SessionId
+
+
+class ResultsQuery(Document):
+    """Input of the status function: results of named tasks, or a page of finished tasks."""
+
+    action: Literal["results"] = "results"
+    session_id: SessionId
+    task_ids: list[TaskId] | None = Field(default=None, min_length=1, max_length=100)
+    next_token: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ResultsPage(Document):
+    """Output of a results query. ``missing`` lists named tasks that are unknown or unfinished."""
+
+    results: list[TaskResult]
+    missing: list[TaskId] = Field(default_factory=list)
+    next_token: str | None = None
+
+
+StatusFunctionQuery = Annotated[StatusQuery | ResultsQuery, Field(discriminator="action")]
+
+
+class StatusFunctionInput(RootModel[StatusFunctionQuery]):
+    """What the status function accepts: either query, told apart by its ``action``."""
+
+
+#: Every document published as JSON Schema under docs/schema/.
+PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
+    Submission,
+    SubmissionReceipt,
+    TaskMessage,
+    TaskRecord,
+    TaskResult,
+    ResultNotice,
+    TaskError,
+    SessionStatus,
+    StatusQuery,
+    ResultsQuery,
+    ResultsPage,
+)

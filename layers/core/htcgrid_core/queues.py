@@ -1,0 +1,170 @@
+"""The task queues (one per priority level) and the sessions' result queues, on SQS.
+
+Sends, receives and deletes are batched ten at a time and split so a batch never exceeds
+SQS's 256 KiB request size; entries SQS reports as failed are re-sent with backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from htcgrid_core.errors import RetryableError
+from htcgrid_core.models import ResultNotice, TaskMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+#: SQS batch limits: 10 entries and 256 KiB per request (we keep a margin for the envelope).
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 250 * 1024
+_RESEND_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class ReceivedTask:
+    """A task message as an agent receives it. ``message`` is None for a body that is not a
+    task message; ``problem`` then says why (the agent leaves it to the queue's DLQ)."""
+
+    message: TaskMessage | None
+    body: str
+    problem: str | None
+    queue_url: str
+    receipt_handle: str
+    receive_count: int
+
+
+def _batches(bodies: Sequence[str]) -> list[list[tuple[int, str]]]:
+    """Group bodies into batches within SQS's entry and byte limits, keeping their indices."""
+    batches: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    size = 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode())
+        if current and (len(current) == MAX_BATCH_ENTRIES or size + length > MAX_BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append((index, body))
+        size += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter
+
+
+class Queues:
+    """SQS access for the grid: task queues by priority, and any queue by URL."""
+
+    def __init__(self, client: SQSClient, queue_prefix: str, priority_levels: int) -> None:
+        self._client = client
+        self._prefix = queue_prefix
+        self.priority_levels = priority_levels
+        self._urls: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def task_queue_url(self, priority: int) -> str:
+        """URL of the task queue for ``priority`` (looked up once, then cached)."""
+        with self._lock:
+            if priority not in self._urls:
+                name = f"{self._prefix}-p{priority}"
+                self._urls[priority] = self._client.get_queue_url(QueueName=name)["QueueUrl"]
+            return self._urls[priority]
+
+    def send_bodies(self, queue_url: str, bodies: Sequence[str], delay_s: int = 0) -> None:
+        """Send message bodies in as few batched requests as SQS allows."""
+        for batch in _batches(bodies):
+            entries: list[Any] = [
+                {"Id": str(index), "MessageBody": body, "DelaySeconds": delay_s}
+                for index, body in batch
+            ]
+            for attempt in range(_RESEND_ATTEMPTS):
+                response = self._client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+                failed = {f["Id"] for f in response.get("Failed", [])}
+                permanent = [f for f in response.get("Failed", []) if f.get("SenderFault")]
+                if permanent:
+                    raise RetryableError(f"SQS rejected messages: {permanent[0].get('Message')}")
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    break
+                _backoff(attempt)
+            else:
+                raise RetryableError(f"{len(entries)} messages still unsent to {queue_url}")
+
+    def dispatch(self, messages: Sequence[TaskMessage], delay_s: int = 0) -> None:
+        """Enqueue task messages on the queue of each one's priority."""
+        by_priority: dict[int, list[str]] = {}
+        for message in messages:
+            by_priority.setdefault(message.priority, []).append(message.model_dump_json())
+        for priority in sorted(by_priority, reverse=True):
+            self.send_bodies(self.task_queue_url(priority), by_priority[priority], delay_s)
+
+    def receive_tasks(self, priority: int, max_messages: int, wait_s: int) -> list[ReceivedTask]:
+        """Up to ``max_messages`` task messages from one priority's queue (long poll ``wait_s``).
+
+        A body that is not a valid task message comes back with ``message=None`` and the
+        parse error, so one bad message never loses the others received with it.
+        """
+        url = self.task_queue_url(priority)
+        response = self._client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=max(1, min(max_messages, MAX_BATCH_ENTRIES)),
+            WaitTimeSeconds=wait_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        received = []
+        for raw in response.get("Messages", []):
+            message: TaskMessage | None = None
+            problem: str | None = None
+            try:
+                message = TaskMessage.model_validate_json(raw["Body"])
+            except ValidationError as error:
+                problem = f"not a task message: {error.errors()[0]['msg']}"
+            received.append(
+                ReceivedTask(
+                    message=message,
+                    body=raw["Body"],
+                    problem=problem,
+                    queue_url=url,
+                    receipt_handle=raw["ReceiptHandle"],
+                    receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                )
+            )
+        return received
+
+    def delete(self, queue_url: str, receipt_handles: Sequence[str]) -> None:
+        """Acknowledge messages, ten per request; entries that fail transiently are retried."""
+        for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
+            entries: list[Any] = [
+                {"Id": str(i), "ReceiptHandle": handle}
+                for i, handle in enumerate(receipt_handles[start : start + MAX_BATCH_ENTRIES])
+            ]
+            for attempt in range(_RESEND_ATTEMPTS):
+                response = self._client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+                # A receipt handle SQS calls invalid belongs to a message already deleted or
+                # re-received elsewhere: nothing left to acknowledge.
+                retry = {f["Id"] for f in response.get("Failed", []) if not f.get("SenderFault")}
+                entries = [e for e in entries if e["Id"] in retry]
+                if not entries:
+                    break
+                _backoff(attempt)
+
+    def change_visibility(self, queue_url: str, receipt_handle: str, timeout_s: int) -> None:
+        """Keep a held message invisible for ``timeout_s`` more seconds (0 hands it back)."""
+        self._client.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=timeout_s
+        )
+
+    # -- result queues -------------------------------------------------------------------------
+
+    def notify(self, queue_url: str, notices: Sequence[ResultNotice]) -> None:
+        """Send result notices to a session's result queue."""
+        self.send_bodies(queue_url, [n.model_dump_json(exclude_defaults=True) for n in notices])

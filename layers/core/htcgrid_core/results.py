@@ -1,0 +1,67 @@
+"""Reading results back: a session's counts per state, and finished tasks as results."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from htcgrid_core import keys
+from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.models import ResultsPage, ResultsQuery, SessionStatus, TaskRecord, TaskResult
+from htcgrid_core.table import TaskTable
+
+
+def result_of(record: TaskRecord) -> TaskResult:
+    """What the client sees of a finished task: its result, or the error of its last attempt."""
+    return TaskResult(
+        session_id=record.session_id,
+        task_id=record.task_id,
+        state=record.state,
+        attempt=record.attempt,
+        result=record.result,
+        error=record.errors[-1] if record.errors and record.result is None else None,
+        submitted_at=record.submitted_at,
+        finished_at=record.finished_at,
+    )
+
+
+def session_status(session_id: str, table: TaskTable) -> SessionStatus:
+    """Counts per state for a session."""
+    return SessionStatus(session_id=session_id, counts=table.count_states(session_id))
+
+
+def _encode_token(shard: int, key: dict[str, object] | None) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"shard": shard, "key": key}).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[int, dict[str, object] | None]:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token.encode()))
+        shard, key = int(position["shard"]), position["key"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidSubmissionError("next_token: not a token this grid issued") from None
+    if not 0 <= shard < keys.SESSION_SHARDS:
+        raise InvalidSubmissionError("next_token: not a token this grid issued")
+    return shard, key
+
+
+def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
+    """Results of the named tasks (unfinished or unknown ones listed as missing), or the next
+    page of a session's finished tasks."""
+    if query.task_ids is not None:
+        records = table.get_records(query.session_id, query.task_ids)
+        finished = [r for r in records.values() if r.state.is_terminal]
+        done = {r.task_id for r in finished}
+        return ResultsPage(
+            results=[result_of(r) for r in finished],
+            missing=[t for t in query.task_ids if t not in done],
+        )
+    shard, key = _decode_token(query.next_token) if query.next_token else (0, None)
+    results: list[TaskResult] = []
+    while shard < keys.SESSION_SHARDS and len(results) < query.limit:
+        page, key = table.page_finished(query.session_id, shard, key, query.limit - len(results))
+        results.extend(result_of(r) for r in page)
+        if key is None:
+            shard += 1
+    more = shard < keys.SESSION_SHARDS
+    return ResultsPage(results=results, next_token=_encode_token(shard, key) if more else None)

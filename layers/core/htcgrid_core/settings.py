@@ -1,0 +1,78 @@
+"""The grid's settings: one typed object parsed from ``HTCGRID_*`` environment variables.
+
+Every default lives here. The Lambdas get these variables from ``template.yaml``; the agent and
+the local grid set them from the stack's outputs. Nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Largest number of priority levels the template can create (one queue pair each).
+MAX_PRIORITY_LEVELS = 5
+
+
+class GridSettings(BaseSettings):
+    """Where the grid's resources are and the limits it enforces."""
+
+    model_config = SettingsConfigDict(env_prefix="HTCGRID_", frozen=True, extra="ignore")
+
+    table_name: str = Field(default="", description="DynamoDB task table.")
+    bucket_name: str = Field(default="", description="S3 bucket of the data plane.")
+    queue_prefix: str = Field(
+        default="",
+        description="Task queues are named '<queue_prefix>-p<level>', their DLQs '<...>-dlq'.",
+    )
+    priority_levels: int = Field(default=3, ge=1, le=MAX_PRIORITY_LEVELS)
+    default_priority: int | None = Field(
+        default=None, ge=0, description="Priority of tasks that name none; middle level if unset."
+    )
+    max_attempts: int = Field(default=3, ge=1, le=100, description="Attempt budget per task.")
+    lease_duration_s: int = Field(
+        default=60, ge=5, le=43200, description="How long a lease lives without a heartbeat."
+    )
+    lease_threshold_s: int = Field(
+        default=240,
+        ge=0,
+        description=(
+            "Tasks whose timeout is at most this run without a lease write: the message's "
+            "visibility timeout covers them. Longer tasks always take a lease."
+        ),
+    )
+    default_timeout_s: int = Field(default=60, ge=1, le=43200)
+    max_timeout_s: int = Field(default=43200, ge=1, description="Longest timeout a task may ask.")
+    inline_threshold_bytes: int = Field(
+        default=16384,
+        ge=0,
+        le=65536,
+        description="Payloads and results above this many bytes of JSON go to S3.",
+    )
+    max_payload_bytes: int = Field(
+        default=5 * 1024**3, description="Largest payload or result stored in S3 (one PUT)."
+    )
+    session_queue_retention_s: int = Field(default=14 * 24 * 3600)
+    endpoint_url: str | None = Field(
+        default=None, description="Send every AWS call here (the local grid or another emulator)."
+    )
+    region: str | None = Field(default=None, description="AWS region; boto3's default if unset.")
+
+    def priority_or_default(self, priority: int | None) -> int:
+        """The priority a task runs at: its own, else the configured default, else the middle."""
+        if priority is not None:
+            return priority
+        if self.default_priority is not None:
+            return self.default_priority
+        return (self.priority_levels - 1) // 2
+
+    def queue_name(self, priority: int) -> str:
+        """Name of the task queue for a priority level (0 is the lowest)."""
+        return f"{self.queue_prefix}-p{priority}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> GridSettings:
+    """The process's settings, parsed once from the environment (cold start in a Lambda)."""
+    return GridSettings()

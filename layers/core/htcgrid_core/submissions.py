@@ -1,0 +1,148 @@
+"""Accepting a submission: validate it, persist its tasks, dispatch them to the queues.
+
+The submit workflow calls ``persist_submission`` then ``dispatch_submission``. Both are
+idempotent on the submission token: the submission record says how far an earlier attempt got,
+so a retried execution (Step Functions Retry, or a client retrying a failed synchronous call)
+never writes a task twice over one that may already be running.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from htcgrid_core import keys
+from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.models import (
+    DispatchBatch,
+    InlineData,
+    StoredData,
+    Submission,
+    SubmissionReceipt,
+    TaskMessage,
+    TaskRecord,
+    TaskState,
+)
+from htcgrid_core.payloads import session_prefix, to_json_bytes
+from htcgrid_core.resources import GridResources
+from htcgrid_core.settings import GridSettings
+from htcgrid_core.table import SubmissionStage
+
+DocumentT = TypeVar("DocumentT", bound=BaseModel)
+
+
+def parse_document(model: type[DocumentT], data: object) -> DocumentT:
+    """Validate ``data`` as ``model``; the error names every offending field and its limit."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or model.__name__}: {e['msg']}"
+            for e in error.errors()[:10]
+        )
+        raise InvalidSubmissionError(f"invalid {model.__name__}: {problems}") from None
+
+
+def check_against_settings(submission: Submission, settings: GridSettings) -> None:
+    """Rules that depend on the deployment: priority levels, timeouts, inline size, S3 keys."""
+    prefix = session_prefix(submission.session_id)
+    for index, task in enumerate(submission.tasks):
+        field = f"tasks.{index}"
+        if task.priority is not None and task.priority >= settings.priority_levels:
+            raise InvalidSubmissionError(
+                f"{field}.priority: {task.priority} is not a priority level of this grid "
+                f"(0 to {settings.priority_levels - 1})"
+            )
+        if task.timeout_s is not None and task.timeout_s > settings.max_timeout_s:
+            raise InvalidSubmissionError(
+                f"{field}.timeout_s: {task.timeout_s} exceeds the grid's limit of "
+                f"{settings.max_timeout_s} s"
+            )
+        if isinstance(task.payload, InlineData):
+            size = len(to_json_bytes(task.payload.inline, what=f"{field}.payload"))
+            if size > settings.inline_threshold_bytes:
+                raise InvalidSubmissionError(
+                    f"{field}.payload: {size} bytes inline; the inline limit is "
+                    f"{settings.inline_threshold_bytes} bytes (store it in S3: the client does)"
+                )
+        elif isinstance(task.payload, StoredData) and not task.payload.s3_key.startswith(prefix):
+            raise InvalidSubmissionError(
+                f"{field}.payload.s3_key: must lie under the session's prefix '{prefix}'"
+            )
+
+
+def task_messages(submission: Submission, settings: GridSettings, now: float) -> list[TaskMessage]:
+    """The first-attempt message of every task, with per-task overrides applied."""
+    return [
+        TaskMessage(
+            session_id=submission.session_id,
+            task_id=keys.task_id_for(submission.session_id, submission.submission_token, i),
+            attempt=1,
+            max_attempts=task.max_attempts or settings.max_attempts,
+            priority=settings.priority_or_default(task.priority),
+            timeout_s=task.timeout_s or settings.default_timeout_s,
+            payload=task.payload,
+            submitted_at=now,
+            result_queue_url=submission.result_queue_url,
+        )
+        for i, task in enumerate(submission.tasks)
+    ]
+
+
+def record_of(message: TaskMessage) -> TaskRecord:
+    """The PENDING record of a task about to be dispatched."""
+    return TaskRecord(
+        session_id=message.session_id,
+        task_id=message.task_id,
+        state=TaskState.PENDING,
+        attempt=message.attempt,
+        max_attempts=message.max_attempts,
+        priority=message.priority,
+        timeout_s=message.timeout_s,
+        payload=message.payload,
+        submitted_at=message.submitted_at,
+        result_queue_url=message.result_queue_url,
+    )
+
+
+def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
+    """Validate a submission against the grid and write its tasks as PENDING, exactly once."""
+    check_against_settings(submission, grid.settings)
+    now = time.time()
+    messages = task_messages(submission, grid.settings, now)
+    stage = grid.table.begin_submission(
+        submission.session_id, submission.submission_token, len(messages), now
+    )
+    # PERSISTING means an earlier attempt died while writing: no message was sent yet, so
+    # rewriting the same PENDING records is safe. Past that, the tasks may be running.
+    if stage in (None, SubmissionStage.PERSISTING):
+        grid.table.put_new_tasks([record_of(m) for m in messages])
+        grid.table.advance_submission(
+            submission.session_id, submission.submission_token, SubmissionStage.PERSISTED
+        )
+    return DispatchBatch(
+        session_id=submission.session_id,
+        submission_token=submission.submission_token,
+        task_ids=[m.task_id for m in messages],
+        messages=[] if stage is SubmissionStage.DISPATCHED else messages,
+    )
+
+
+def dispatch_submission(batch: DispatchBatch, grid: GridResources) -> SubmissionReceipt:
+    """Enqueue a persisted submission's tasks on their priority queues.
+
+    A retry may send a message twice; that is harmless, since only one attempt's completion
+    can be recorded.
+    """
+    grid.queues.dispatch(batch.messages)
+    if batch.messages:
+        grid.table.advance_submission(
+            batch.session_id, batch.submission_token, SubmissionStage.DISPATCHED
+        )
+    return SubmissionReceipt(
+        session_id=batch.session_id,
+        submission_token=batch.submission_token,
+        task_ids=batch.task_ids,
+    )

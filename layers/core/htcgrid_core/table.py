@@ -1,0 +1,445 @@
+"""The task table: task records and submission records in one DynamoDB table.
+
+Every lifecycle transition is one conditional UpdateItem built from a ``lifecycle.Expectation``;
+a failed condition raises ``TransitionRejected``. Batch reads and writes retry their
+unprocessed items with backoff (botocore retries the throttled requests themselves).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from htcgrid_core import keys
+from htcgrid_core.errors import RetryableError, TransitionRejected
+from htcgrid_core.lifecycle import (
+    Expectation,
+    expect_cancellable,
+    expect_claimable,
+    expect_holder,
+    state_after_failure,
+)
+from htcgrid_core.models import Data, TaskError, TaskRecord, TaskState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+
+_DATA: TypeAdapter[Data] = TypeAdapter(Data)
+#: BatchWriteItem and BatchGetItem limits.
+_WRITE_BATCH, _GET_BATCH = 25, 100
+#: How many times unprocessed batch items are re-sent before the call counts as throttled.
+_BATCH_RETRIES = 10
+
+
+class SubmissionStage(StrEnum):
+    """How far a submission got; a retried submission resumes from here."""
+
+    PERSISTING = "PERSISTING"
+    PERSISTED = "PERSISTED"
+    DISPATCHED = "DISPATCHED"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished attempt as an agent reports it."""
+
+    session_id: str
+    task_id: str
+    attempt: int
+    lease_token: str | None
+
+
+def _n(value: float | int) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _encode_data(data: Data) -> str:
+    return data.model_dump_json()
+
+
+def encode_record(record: TaskRecord) -> Item:
+    """The DynamoDB item of a task record."""
+    item: Item = {
+        **keys.task_key(record.session_id, record.task_id),
+        "session_id": _s(record.session_id),
+        "state": _s(record.state),
+        "attempt": _n(record.attempt),
+        "max_attempts": _n(record.max_attempts),
+        "priority": _n(record.priority),
+        "timeout_s": _n(record.timeout_s),
+        "payload": _s(_encode_data(record.payload)),
+        "submitted_at": _n(record.submitted_at),
+    }
+    if record.result is not None:
+        item["result"] = _s(_encode_data(record.result))
+    if record.errors:
+        item["errors"] = {"L": [_s(e.model_dump_json()) for e in record.errors]}
+    for name in ("started_at", "finished_at", "lease_expires_at"):
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = _n(value)
+    for name in ("lease_token", "result_queue_url"):
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = _s(value)
+    return item
+
+
+def decode_record(item: Item) -> TaskRecord:
+    """The task record held in a DynamoDB item."""
+
+    def num(name: str) -> float | None:
+        return float(item[name]["N"]) if name in item else None
+
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    result = text("result")
+    return TaskRecord(
+        session_id=item["session_id"]["S"],
+        task_id=item["sk"]["S"],
+        state=TaskState(item["state"]["S"]),
+        attempt=int(item["attempt"]["N"]),
+        max_attempts=int(item["max_attempts"]["N"]),
+        priority=int(item["priority"]["N"]),
+        timeout_s=int(item["timeout_s"]["N"]),
+        payload=_DATA.validate_json(item["payload"]["S"]),
+        result=_DATA.validate_json(result) if result is not None else None,
+        errors=[TaskError.model_validate_json(e["S"]) for e in item.get("errors", {}).get("L", [])],
+        submitted_at=float(item["submitted_at"]["N"]),
+        started_at=num("started_at"),
+        finished_at=num("finished_at"),
+        lease_token=text("lease_token"),
+        lease_expires_at=num("lease_expires_at"),
+        result_queue_url=text("result_queue_url"),
+    )
+
+
+def condition_for(expectation: Expectation) -> tuple[str, dict[str, Any]]:
+    """The ConditionExpression and values that enforce an expectation."""
+    values: dict[str, Any] = {}
+    states = sorted(expectation.states)
+    for i, state in enumerate(states):
+        values[f":expect_s{i}"] = _s(state)
+    clauses = [f"#state IN ({', '.join(f':expect_s{i}' for i in range(len(states)))})"]
+    if expectation.attempt is not None:
+        clauses.append("attempt = :expect_attempt")
+        values[":expect_attempt"] = _n(expectation.attempt)
+    if expectation.lease_token is not None:
+        clauses.append("lease_token = :expect_lease")
+        values[":expect_lease"] = _s(expectation.lease_token)
+    return " AND ".join(clauses), values
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter
+
+
+class TaskTable:
+    """Typed access to the task table. Thread-safe: it holds only a boto3 client and a name."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._name = table_name
+
+    # -- submissions ---------------------------------------------------------------------------
+
+    def begin_submission(
+        self, session_id: str, submission_token: str, task_count: int, now: float
+    ) -> SubmissionStage | None:
+        """Record that a submission has started, unless it was seen before.
+
+        Returns None for a new submission, else the stage the earlier attempt reached (the
+        caller resumes from there, so a retry never rewrites a task that may have started).
+        """
+        try:
+            self._client.put_item(
+                TableName=self._name,
+                Item={
+                    **keys.submission_key(session_id, submission_token),
+                    "stage": _s(SubmissionStage.PERSISTING),
+                    "task_count": _n(task_count),
+                    "started_at": _n(now),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as failure:
+            old: Item = dict(failure.response.get("Item", {}))  # type: ignore[call-overload]
+            return SubmissionStage(old["stage"]["S"]) if "stage" in old else None
+        return None
+
+    def advance_submission(
+        self, session_id: str, submission_token: str, stage: SubmissionStage
+    ) -> None:
+        """Move a submission record to ``stage`` (idempotent: re-setting a stage is harmless).
+        A failure an earlier attempt recorded is cleared: this attempt got further."""
+        self._client.update_item(
+            TableName=self._name,
+            Key=keys.submission_key(session_id, submission_token),
+            UpdateExpression="SET stage = :stage REMOVE failed_error, failed_cause, failed_at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":stage": _s(stage)},
+        )
+
+    def put_new_tasks(self, records: Sequence[TaskRecord]) -> None:
+        """Write new task records in batches of 25.
+
+        Unconditional by design (BatchWriteItem takes no conditions): callers only write tasks
+        that no message can have reached yet (see ``begin_submission``).
+        """
+        for start in range(0, len(records), _WRITE_BATCH):
+            requests: list[Any] = [
+                {"PutRequest": {"Item": encode_record(r)}}
+                for r in records[start : start + _WRITE_BATCH]
+            ]
+            for attempt in range(_BATCH_RETRIES):
+                response = self._client.batch_write_item(RequestItems={self._name: requests})
+                requests = list(response.get("UnprocessedItems", {}).get(self._name, []))
+                if not requests:
+                    break
+                _backoff(attempt)
+            else:
+                raise RetryableError(f"{len(requests)} task writes still unprocessed (throttled)")
+
+    # -- lifecycle transitions -----------------------------------------------------------------
+
+    def _transition(
+        self,
+        session_id: str,
+        task_id: str,
+        name: str,
+        expectation: Expectation,
+        update: str,
+        values: dict[str, Any],
+    ) -> Item:
+        condition, condition_values = condition_for(expectation)
+        names = {"#state": "state"}
+        if "#result" in update:  # RESULT is a DynamoDB reserved word
+            names["#result"] = "result"
+        try:
+            response = self._client.update_item(
+                TableName=self._name,
+                Key=keys.task_key(session_id, task_id),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, **condition_values},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as failure:
+            old: Item = dict(failure.response.get("Item", {}))  # type: ignore[call-overload]
+            current = decode_record(old) if "state" in old else None
+            raise TransitionRejected(task_id, name, current) from None
+        return response["Attributes"]
+
+    def claim(
+        self,
+        session_id: str,
+        task_id: str,
+        attempt: int,
+        lease_token: str,
+        lease_expires_at: float,
+        now: float,
+    ) -> TaskRecord:
+        """PENDING -> RUNNING with a lease: only one worker wins a given attempt."""
+        item = self._transition(
+            session_id,
+            task_id,
+            "claim",
+            expect_claimable(attempt),
+            "SET #state = :running, lease_token = :lease, lease_expires_at = :expires, "
+            "started_at = :now",
+            {
+                ":running": _s(TaskState.RUNNING),
+                ":lease": _s(lease_token),
+                ":expires": _n(lease_expires_at),
+                ":now": _n(now),
+            },
+        )
+        return decode_record(item)
+
+    def release(self, completion: Completion) -> None:
+        """Hand a leased task back: RUNNING -> PENDING at the same attempt, lease removed, so the
+        next delivery of its message can claim it."""
+        self._transition(
+            completion.session_id,
+            completion.task_id,
+            "release",
+            expect_holder(completion.attempt, completion.lease_token),
+            "SET #state = :pending REMOVE lease_token, lease_expires_at",
+            {":pending": _s(TaskState.PENDING)},
+        )
+
+    def extend_lease(self, completion: Completion, lease_expires_at: float) -> None:
+        """Push a held lease's expiry forward; rejected once the lease was lost."""
+        self._transition(
+            completion.session_id,
+            completion.task_id,
+            "extend lease",
+            expect_holder(completion.attempt, completion.lease_token),
+            "SET lease_expires_at = :expires",
+            {":expires": _n(lease_expires_at)},
+        )
+
+    def record_success(self, completion: Completion, result: Data, now: float) -> TaskRecord:
+        """Record an attempt's result, only if the caller still holds the attempt.
+
+        A duplicate delivery, a late worker whose lease was taken over or a cancelled task gets
+        ``TransitionRejected``: a result is recorded exactly once.
+        """
+        item = self._transition(
+            completion.session_id,
+            completion.task_id,
+            "record success",
+            expect_holder(completion.attempt, completion.lease_token),
+            "SET #state = :succeeded, #result = :result, finished_at = :now "
+            "REMOVE lease_token, lease_expires_at",
+            {
+                ":succeeded": _s(TaskState.SUCCEEDED),
+                ":result": _s(_encode_data(result)),
+                ":now": _n(now),
+            },
+        )
+        return decode_record(item)
+
+    def record_failure(
+        self, completion: Completion, max_attempts: int, error: TaskError, now: float
+    ) -> TaskRecord:
+        """Record a failed attempt: back to PENDING at the next attempt while the budget lasts
+        (and the error is retryable), else FAILED. Every attempt's error is kept."""
+        target = state_after_failure(completion.attempt, max_attempts, retryable=error.retryable)
+        update = "SET #state = :target, errors = list_append(if_not_exists(errors, :none), :error)"
+        values: dict[str, Any] = {
+            ":target": _s(target),
+            ":error": {"L": [_s(error.model_dump_json())]},
+            ":none": {"L": []},
+        }
+        if target is TaskState.PENDING:
+            update += ", attempt = attempt + :one"
+            values[":one"] = _n(1)
+        else:
+            update += ", finished_at = :now"
+            values[":now"] = _n(now)
+        update += " REMOVE lease_token, lease_expires_at"
+        item = self._transition(
+            completion.session_id,
+            completion.task_id,
+            "record failure",
+            expect_holder(completion.attempt, completion.lease_token),
+            update,
+            values,
+        )
+        return decode_record(item)
+
+    def cancel(self, session_id: str, task_id: str, now: float) -> TaskRecord:
+        """Any unfinished task -> CANCELLED."""
+        item = self._transition(
+            session_id,
+            task_id,
+            "cancel",
+            expect_cancellable(),
+            "SET #state = :cancelled, finished_at = :now REMOVE lease_token, lease_expires_at",
+            {":cancelled": _s(TaskState.CANCELLED), ":now": _n(now)},
+        )
+        return decode_record(item)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get_records(self, session_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
+        """The records of the named tasks that exist (strongly consistent, 100 per request)."""
+        ids = list(dict.fromkeys(task_ids))
+        found: dict[str, TaskRecord] = {}
+        for start in range(0, len(ids), _GET_BATCH):
+            pending: dict[str, Any] = {
+                self._name: {
+                    "Keys": [keys.task_key(session_id, t) for t in ids[start : start + _GET_BATCH]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(_BATCH_RETRIES):
+                response = self._client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self._name, []):
+                    record = decode_record(item)
+                    found[record.task_id] = record
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                raise RetryableError("task reads still unprocessed (throttled)")
+        return found
+
+    def _query_shard(
+        self, session_id: str, shard: int, projection: str | None, start_key: Item | None
+    ) -> tuple[list[Item], Item | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(keys.shard_partition(session_id, shard))},
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+            kwargs["ExpressionAttributeNames"] = {"#state": "state"}
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        response = self._client.query(**kwargs)
+        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
+
+    def _shard_items(self, session_id: str, shard: int, projection: str | None) -> list[Item]:
+        items: list[Item] = []
+        start: Item | None = None
+        while True:
+            page, start = self._query_shard(session_id, shard, projection, start)
+            items.extend(page)
+            if not start:
+                return items
+
+    def count_states(self, session_id: str) -> dict[TaskState, int]:
+        """How many of a session's tasks are in each state (reads every shard's keys + state)."""
+        counts = dict.fromkeys(TaskState, 0)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            shards = pool.map(
+                lambda shard: self._shard_items(session_id, shard, "#state"),
+                range(keys.SESSION_SHARDS),
+            )
+            for items in shards:
+                for item in items:
+                    counts[TaskState(item["state"]["S"])] += 1
+        return counts
+
+    def page_finished(
+        self, session_id: str, shard: int, start_key: Item | None, limit: int
+    ) -> tuple[list[TaskRecord], Item | None]:
+        """Up to ``limit`` finished tasks of one shard, from ``start_key``, and where to resume."""
+        paging: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        response = self._client.query(
+            TableName=self._name,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="#state IN (:succeeded, :failed, :cancelled)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":pk": _s(keys.shard_partition(session_id, shard)),
+                ":succeeded": _s(TaskState.SUCCEEDED),
+                ":failed": _s(TaskState.FAILED),
+                ":cancelled": _s(TaskState.CANCELLED),
+            },
+            Limit=limit,
+            **paging,
+        )
+        records = [decode_record(item) for item in response.get("Items", [])]
+        return records, response.get("LastEvaluatedKey")

@@ -1,0 +1,194 @@
+"""Start and stop the embedded emulator: the ``serve`` process, seen from the process using it.
+
+``Emulator`` spawns ``python -m htcgrid_local serve`` on a free port, waits until it answers,
+and stops it again. The server lives in its own process so that it has a GIL to itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+#: How long a fresh server may take to import moto and start listening.
+STARTUP_TIMEOUT_S = 60.0
+#: How long ``stop`` waits after SIGTERM before SIGKILL.
+STOP_GRACE_S = 10.0
+
+
+class EmulatorError(RuntimeError):
+    """The emulator process did not start, or exited while starting."""
+
+
+class Emulator:
+    """The embedded AWS emulator (moto, patched, with the local Lambda runtime).
+
+    ``start()`` returns once the server answers HTTP; ``endpoint_url`` is then its address.
+    Use as a context manager to stop it on exit. With ``exit_with_parent`` (the default) the
+    server also stops by itself if this process dies without stopping it.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+        log_path: Path | None = None,
+        exit_with_parent: bool = True,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.region = region
+        self.log_path = log_path
+        self.exit_with_parent = exit_with_parent
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self._endpoint_url: str | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._endpoint_url is None:
+            raise EmulatorError("the emulator is not running")
+        return self._endpoint_url
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> Emulator:
+        """Spawn the server and wait (up to ``startup_timeout_s``) until it answers."""
+        if self.process is not None:
+            return self
+        with tempfile.TemporaryDirectory(prefix="htcgrid-emulator-") as scratch:
+            ready_file = Path(scratch) / "ready.json"
+            command = [
+                sys.executable,
+                "-m",
+                "htcgrid_local",
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--region",
+                self.region,
+                "--ready-file",
+                str(ready_file),
+            ]
+            if self.exit_with_parent:
+                command += ["--parent-pid", str(os.getpid())]
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                self._log = self.log_path.open("ab")
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if self._log else None,
+                # Its own session: Ctrl-C in a terminal reaches the owner, which stops it in order.
+                start_new_session=True,
+            )
+            try:
+                self._endpoint_url = self._wait_until_ready(ready_file)
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def _wait_until_ready(self, ready_file: Path) -> str:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmulatorError(
+                    f"emulator exited with {self.process.returncode} while starting"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            if ready_file.exists():
+                endpoint_url = str(json.loads(ready_file.read_text(encoding="utf-8"))["endpoint_url"])
+                if is_serving(endpoint_url):
+                    return endpoint_url
+            time.sleep(0.05)
+        raise EmulatorError(f"emulator not ready after {self.startup_timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        """SIGTERM the server, SIGKILL it if it lingers, and forget it. Safe to call twice."""
+        if self.process is not None:
+            stop_process(self.process.pid, STOP_GRACE_S, self.process)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self._endpoint_url = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def is_serving(endpoint_url: str, timeout_s: float = 2.0) -> bool:
+    """True if a moto server answers at ``endpoint_url``."""
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/config", timeout=timeout_s) as reply:
+            return bool(reply.status < 500)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_process(
+    pid: int, grace_s: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """SIGTERM ``pid``, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if process is not None:
+            if process.poll() is not None:
+                return
+        elif not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if process is not None:
+        process.wait(timeout=grace_s)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of someone else still "exists"; /proc tells it apart where available.
+    status = Path(f"/proc/{pid}/stat")
+    if status.exists():
+        try:
+            return status.read_text(encoding="utf-8").split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,462 @@
+"""Every change the local grid makes to moto 5.2.5, each one small, named and explained.
+
+moto is the embedded AWS emulator. Where it falls short of what ``template.yaml`` and the grid
+need, one function here replaces exactly one method (or adds one) and says in its docstring what
+moto does wrong and why the replacement is right. ``apply_all`` runs them once, in the server
+process, before any resource exists. Each patch has a test in ``tests/integration/local/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from moto import backends
+from moto.awslambda.models import LayerVersion
+from moto.core.exceptions import AWSError
+from moto.core.responses import ActionResult
+from moto.moto_api._internal import mock_random
+from moto.s3.models import s3_backends
+from moto.sqs.exceptions import InvalidParameterValue
+from moto.sqs.models import MAXIMUM_MESSAGE_DELAY, Message, SQSBackend
+from moto.stepfunctions.exceptions import InvalidExecutionInput
+from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.api import StateMachineType
+from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.backend.execution import SyncExecution
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse, get_backend
+
+_applied: set[str] = set()
+_apply_lock = threading.Lock()
+
+
+class StateMachineTypeNotSupported(AWSError):
+    """AWS's answer to StartSyncExecution on a STANDARD state machine."""
+
+    TYPE = "StateMachineTypeNotSupported"
+    STATUS = 400
+
+
+class ExecutionDisabled(AWSError):
+    """StartSyncExecution on a server whose state machines do not execute (config not set)."""
+
+    TYPE = "InvalidArn"
+    STATUS = 400
+
+
+# --- Step Functions -------------------------------------------------------------------------
+
+
+def run_sync_execution(
+    backend: StepFunctionsParserBackend,
+    state_machine_arn: str,
+    name: str | None,
+    execution_input: str,
+) -> SyncExecution:
+    """Run one Express execution to its end in the calling thread and return it.
+
+    The execution is not added to the state machine's execution list: AWS keeps no history of
+    synchronous Express executions (DescribeExecution does not know them), and moto's list is
+    scanned linearly on every StartExecution, so keeping thousands of them would slow the server.
+    """
+    state_machine = backend.describe_state_machine(state_machine_arn)
+    if state_machine.type != StateMachineType.EXPRESS.value:
+        raise StateMachineTypeNotSupported(
+            "This operation is not supported by this type of state machine"
+        )
+    try:
+        json.loads(execution_input)
+    except ValueError as error:
+        raise InvalidExecutionInput(f"Invalid State Machine Execution Input: '{error}'") from error
+    exec_name = name or str(uuid.uuid4())
+    # A shallow copy is the snapshot the execution runs against: the definition string is
+    # immutable, and the copy must say EXPRESS (moto's StateMachine always says STANDARD in
+    # ``sm_type``, keeping the real type in ``type``).
+    snapshot = copy.copy(state_machine)
+    snapshot.sm_type = StateMachineType.EXPRESS
+    execution = SyncExecution(
+        name=exec_name,
+        sm_type=StateMachineType.EXPRESS,
+        role_arn=state_machine.roleArn,
+        exec_arn=(
+            f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}"
+            f":express:{state_machine.name}:{exec_name}:{uuid.uuid4()}"
+        ),
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=snapshot,  # type: ignore[arg-type]
+        start_date=datetime.datetime.now(tz=datetime.UTC),
+        cloud_watch_logging_session=None,
+        activity_store={},
+        input_data=execution_input,
+    )
+    execution.start()  # a SyncExecutionWorker evaluates the program in this thread
+    return execution
+
+
+def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
+    backend = self.stepfunction_backend
+    if not isinstance(backend, StepFunctionsParserBackend):
+        raise ExecutionDisabled(
+            "StartSyncExecution needs moto's config stepfunctions.execute_state_machine=true"
+        )
+    execution = run_sync_execution(
+        backend,
+        self._get_param("stateMachineArn"),
+        self._get_param("name"),
+        self._get_param("input", if_none="{}"),
+    )
+    return ActionResult(dict(execution.to_start_sync_execution_output()))
+
+
+def patch_stepfunctions_start_sync_execution() -> None:
+    """Implement StartSyncExecution, which moto routes to nothing (HTTP 500).
+
+    moto 5.2.5's StepFunctionResponse has no ``start_sync_execution``, so the call raises
+    NotImplementedError, although moto ships the pieces (``SyncExecution`` and a worker that
+    evaluates in the caller's thread). The patch starts the execution in the executing backend,
+    waits for it in the request thread and answers with AWS's output: executionArn,
+    stateMachineArn, name, startDate, stopDate, status (SUCCEEDED, FAILED or TIMED_OUT), input,
+    output on success and error/cause on failure. STANDARD machines are refused as on AWS.
+    """
+    StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
+
+
+def apply_definition_substitutions(definition: str, substitutions: dict[str, Any]) -> str:
+    """Replace each ``${Key}`` of ``definition`` that ``substitutions`` names, as CloudFormation does.
+
+    Placeholders with no substitution are left alone (``${...}`` is not special in ASL itself).
+    """
+    if not substitutions:
+        return definition
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in substitutions:
+            return match.group(0)
+        value = substitutions[key]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return re.sub(r"\$\{([^}]+)\}", replace, definition)
+
+
+def _state_machine_definition(properties: dict[str, Any], account_id: str, partition: str) -> str:
+    """The definition a CloudFormation StateMachine declares, in any of its three forms."""
+    if "DefinitionString" in properties:
+        return str(properties["DefinitionString"])
+    if "Definition" in properties:
+        return json.dumps(properties["Definition"])
+    if "DefinitionS3Location" in properties:
+        location = properties["DefinitionS3Location"]
+        key = s3_backends[account_id][partition].get_object(location["Bucket"], location["Key"])
+        if key is None:
+            raise ValueError(f"DefinitionS3Location {location} does not exist")
+        return bytes(key.value).decode("utf-8")
+    return ""
+
+
+def _create_state_machine_from_cfn(
+    cls: type[StateMachine],
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> StateMachine:
+    properties = cloudformation_json["Properties"]
+    backend = get_backend(account_id, region_name)
+    definition = apply_definition_substitutions(
+        _state_machine_definition(properties, account_id, backend.partition),
+        properties.get("DefinitionSubstitutions", {}),
+    )
+    tags = [{"key": tag["Key"], "value": tag["Value"]} for tag in properties.get("Tags", [])]
+    return backend.create_state_machine(
+        name=properties.get("StateMachineName", resource_name),
+        definition=definition,
+        roleArn=properties.get("RoleArn", ""),
+        tags=tags,
+        loggingConfiguration=_lower_first_keys(properties.get("LoggingConfiguration")),
+        tracingConfiguration=_lower_first_keys(properties.get("TracingConfiguration")),
+        sm_type=properties.get("StateMachineType", StateMachineType.STANDARD.value),
+    )
+
+
+def _delete_state_machine_from_cfn(
+    cls: type[StateMachine],
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> None:
+    get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+
+def _lower_first_keys(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """CloudFormation spells ``Level``/``Enabled``; the Step Functions API ``level``/``enabled``."""
+    if value is None:
+        return None
+    return {key[:1].lower() + key[1:]: item for key, item in value.items()}
+
+
+def patch_cloudformation_state_machine() -> None:
+    """Make ``AWS::StepFunctions::StateMachine`` in a stack behave like CloudFormation's.
+
+    moto's ``StateMachine.create_from_cloudformation_json`` reads only ``DefinitionString``
+    (SAM's ``DefinitionUri`` becomes ``DefinitionS3Location``), ignores
+    ``DefinitionSubstitutions`` (so ``${SubmissionFunctionArn}`` stays literal),
+    ignores ``StateMachineType`` (every machine becomes STANDARD) and writes into the
+    non-executing backend, so the machine is invisible once execution is turned on. The
+    replacement reads all three definition forms, applies the substitutions, keeps the type and
+    creates the machine in whichever backend the API uses (``responses.get_backend``). Deleting
+    the stack deletes from that same backend.
+    """
+    StateMachine.create_from_cloudformation_json = classmethod(  # type: ignore[assignment]
+        _create_state_machine_from_cfn
+    )
+    StateMachine.delete_from_cloudformation_json = classmethod(  # type: ignore[assignment]
+        _delete_state_machine_from_cfn
+    )
+
+
+def patch_stepfunctions_client_cache() -> None:
+    """Reuse the interpreter's boto3 clients instead of building one per Task state.
+
+    moto's ``boto_client_for`` calls ``boto3.client(...)`` every time a state calls a service
+    (each Lambda invoke, each SQS or DynamoDB integration). Building a client loads and parses
+    the service model: tens of milliseconds of CPU under the server's one GIL, per state. boto3
+    clients are thread-safe, and the arguments (region, service, the server's own endpoint)
+    repeat (moto signs every call with the same dummy keys, whatever role the state names), so
+    one client per (region, service) is equivalent. The key includes the port, read when called,
+    as moto reads ``MOTO_PORT``.
+    """
+    original: Callable[..., Any] = boto_client.boto_client_for
+    cache: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
+    def cached_boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto ignores ``state_credentials`` (every client signs with fixed dummy keys), so the
+        # role a state names cannot change the client either.
+        key = (region, service, boto_client.moto_server_port())
+        client = cache.get(key)
+        if client is None:
+            with lock:
+                client = cache.get(key)
+                if client is None:
+                    client = original(region=region, service=service)
+                    cache[key] = client
+        return client
+
+    _replace_module_function("boto_client_for", original, cached_boto_client_for)
+
+
+def _replace_module_function(name: str, original: Any, replacement: Any) -> None:
+    """Point every moto module that imported ``name`` by value at ``replacement``."""
+    import sys
+
+    for module in list(sys.modules.values()):
+        if module is not None and module.__name__.startswith("moto.stepfunctions"):
+            if getattr(module, name, None) is original:
+                setattr(module, name, replacement)
+
+
+# --- Lambda ---------------------------------------------------------------------------------
+
+
+def _layer_version_physical_resource_id(self: LayerVersion) -> str:
+    return self.arn
+
+
+def patch_lambda_layer_version_ref() -> None:
+    """Make ``!Ref`` of an ``AWS::Lambda::LayerVersion`` resolve to its version ARN.
+
+    moto's LayerVersion has no ``physical_resource_id``, so CloudFormation's ``Ref`` returns the
+    model object itself and a function's ``Layers: [!Ref CoreLayer]`` becomes unusable (the
+    function then fails to create or lists an empty layer). On AWS, Ref of a LayerVersion is its
+    ARN; the property returns exactly that.
+    """
+    LayerVersion.physical_resource_id = property(  # type: ignore[attr-defined]
+        _layer_version_physical_resource_id
+    )
+
+
+# --- SQS ------------------------------------------------------------------------------------
+
+
+def _is_message_valid_based_on_retention_period(
+    self: SQSBackend, queue_name: str, message: Any
+) -> bool:
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return bool(retain_until > time.time())
+
+
+def patch_sqs_retention_check() -> None:
+    """Check a received message's retention period in O(1) instead of O(queue depth).
+
+    For every message it hands out, moto's ``receive_message`` calls
+    ``is_message_valid_based_on_retention_period``, which asks ``get_queue_attributes`` for
+    MessageRetentionPeriod; that builds the queue's full attribute dict twice, and the dict
+    includes ApproximateNumberOfMessages{,NotVisible,Delayed}, each a scan of every message with
+    two datetime-based clock reads per message. A receive of 10 at depth 1,000 thus costs tens of
+    thousands of clock reads. The replacement reads the queue's retention period attribute and
+    compares with ``time.time()`` (the same epoch seconds moto's ``unix_time`` computes).
+    """
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        _is_message_valid_based_on_retention_period
+    )
+
+
+def _message_visible(self: Message) -> bool:
+    return bool(time.time() * 1000 > self.visible_at)
+
+
+def _message_delayed(self: Message) -> bool:
+    return bool(time.time() * 1000 < self.delayed_until)
+
+
+def patch_sqs_message_clock() -> None:
+    """Read the clock with ``time.time()`` in ``Message.visible`` and ``Message.delayed``.
+
+    moto computes "now" in these two properties with ``unix_time_millis()``, which builds two
+    naive datetimes and subtracts them (several microseconds). Both run once per message in every
+    scan of a queue (each receive walks all visible messages; ApproximateNumberOfMessages* walk
+    all messages), so the clock dominates at depth. ``time.time() * 1000`` is the same quantity,
+    epoch milliseconds, about ten times cheaper.
+    """
+    Message.visible = property(_message_visible)  # type: ignore[method-assign,assignment]
+    Message.delayed = property(_message_delayed)  # type: ignore[method-assign,assignment]
+
+
+def _had_receipt_handle(self: Message, receipt_handle: str) -> bool:
+    return receipt_handle == self.receipt_handle or receipt_handle in self._old_receipt_handles
+
+
+def patch_sqs_receipt_handle_lookup() -> None:
+    """Match a receipt handle without building a list per message.
+
+    ``Queue.delete_message`` asks every message of the queue ``had_receipt_handle``; moto answers
+    by concatenating the current and old handles into a new list each time. Comparing with the
+    current handle, then searching the old ones, gives the same answer with no allocation.
+    """
+    Message.had_receipt_handle = _had_receipt_handle  # type: ignore[method-assign]
+
+
+def patch_sqs_standard_queue_send() -> None:
+    """Send to a standard queue in O(1) instead of O(queue depth).
+
+    To learn whether content-based deduplication applies, moto's ``send_message`` reads
+    ``queue.attributes.get("ContentBasedDeduplication")``; ``attributes`` builds every attribute
+    of the queue, including the three ApproximateNumberOfMessages* counts that each scan all
+    messages. A standard queue has no such attribute (it is FIFO-only), so the answer is always
+    "no". The replacement takes moto's own steps for standard queues (validate, build the
+    message, check DelaySeconds, mark it sent, add it) without that read, and hands FIFO queues
+    to moto's method unchanged.
+    """
+    original = SQSBackend.send_message
+
+    def send_message(
+        self: SQSBackend,
+        queue_name: str,
+        message_body: str,
+        message_attributes: dict[str, Any] | None = None,
+        delay_seconds: int | None = None,
+        deduplication_id: str | None = None,
+        group_id: str | None = None,
+        system_attributes: dict[str, Any] | None = None,
+        validate_group_id: bool = True,
+    ) -> Message:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue:
+            return original(
+                self,
+                queue_name,
+                message_body,
+                message_attributes,
+                delay_seconds,
+                deduplication_id,
+                group_id,
+                system_attributes,
+                validate_group_id,
+            )
+        self._validate_message(
+            queue,
+            message_body=message_body,
+            delay_seconds=int(delay_seconds or 0),
+            deduplication_id=deduplication_id,
+            group_id=group_id,
+            validate_group_id=validate_group_id,
+        )
+        delay = int(delay_seconds) if delay_seconds is not None else int(queue.delay_seconds)
+        message = Message(str(mock_random.uuid4()), message_body, system_attributes)
+        if deduplication_id is not None:
+            message.deduplication_id = deduplication_id
+        if group_id is not None:
+            message.group_id = group_id
+        if message_attributes:
+            message.message_attributes = message_attributes
+        if delay > MAXIMUM_MESSAGE_DELAY:
+            # Same text as moto: send_message_batch recognises it to report the entry as failed.
+            raise InvalidParameterValue(
+                f"Value {delay} for parameter DelaySeconds is invalid. "
+                "Reason: DelaySeconds must be >= 0 and <= 900."
+            )
+        message.mark_sent(delay_seconds=delay)
+        queue.add_message(message)
+        return message
+
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+
+
+# --- Server --------------------------------------------------------------------------------
+
+
+def patch_server_module_listing() -> None:
+    """List moto's service packages once, not on every request.
+
+    moto's server picks the backend for each request with ``get_backend_for_host``, which asks
+    ``backends.list_of_moto_modules()`` whether the host is a service name: a directory listing
+    of the moto package and an ``isdir`` per entry (about 170), done under the dispatcher's
+    global lock, for every request. The installed package does not change while the server
+    runs, so the listing is computed once and reused; callers only iterate it or test ``in``.
+    """
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
+# --- Entry point ----------------------------------------------------------------------------
+
+#: Every patch, in the order ``apply_all`` applies them.
+PATCHES: dict[str, Callable[[], None]] = {
+    "server_module_listing": patch_server_module_listing,
+    "stepfunctions_start_sync_execution": patch_stepfunctions_start_sync_execution,
+    "cloudformation_state_machine": patch_cloudformation_state_machine,
+    "stepfunctions_client_cache": patch_stepfunctions_client_cache,
+    "lambda_layer_version_ref": patch_lambda_layer_version_ref,
+    "sqs_retention_check": patch_sqs_retention_check,
+    "sqs_message_clock": patch_sqs_message_clock,
+    "sqs_receipt_handle_lookup": patch_sqs_receipt_handle_lookup,
+    "sqs_standard_queue_send": patch_sqs_standard_queue_send,
+}
+
+
+def apply_all() -> None:
+    """Apply every patch once (later calls do nothing). Call before any resource is created."""
+    with _apply_lock:
+        for name, patch in PATCHES.items():
+            if name not in _applied:
+                patch()
+                _applied.add(name)

@@ -1,0 +1,145 @@
+"""The emulator process: moto's WSGI app, patched, behind the local Lambda runtime.
+
+Runs as its own process (``python -m htcgrid_local serve``) because moto is bound to one GIL:
+clients, tests and agents live in other processes. Serves threaded, since a synchronous
+execution calls back into this same server for every Lambda and SDK task it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from htcgrid_local import moto_patches
+from htcgrid_local.clients import EMULATOR_CREDENTIALS
+from htcgrid_local.lambda_runtime import LambdaMiddleware, WsgiApp
+
+LOG = logging.getLogger(__name__)
+
+#: moto settings the local grid needs, set before any resource exists: state machines created
+#: while execution is off live in another backend and become invisible once it is on.
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler speaking HTTP/1.1, so clients keep their connections open.
+
+    With HTTP/1.0 every AWS call (and each Lambda and SDK call a state machine makes back into
+    this server) opens and closes a TCP connection; at thousands of calls per second that costs
+    more than the calls.
+    """
+
+    protocol_version = "HTTP/1.1"
+
+
+def build_app() -> WsgiApp:
+    """moto's app, patched and configured, wrapped in the local Lambda runtime."""
+    moto_patches.apply_all()
+    moto_api_backend.set_config(MOTO_CONFIG)  # what POST /moto-api/config does, in-process
+    return LambdaMiddleware(DomainDispatcherApplication(create_backend_app))
+
+
+def handler_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """Variables the in-process Lambda handlers need beside their own function environment."""
+    return {
+        **EMULATOR_CREDENTIALS,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        # htcgrid_core sends every AWS call to HTCGRID_ENDPOINT_URL; AWS_ENDPOINT_URL makes
+        # any other boto3 client in a handler do the same.
+        "HTCGRID_ENDPOINT_URL": endpoint_url,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        # No X-Ray daemon locally: Powertools Tracer would try to send segments to one.
+        "POWERTOOLS_TRACE_DISABLED": "1",
+    }
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    region: str = "us-east-1",
+    ready_file: Path | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or until ``parent_pid`` exits). Port 0 picks a free port.
+
+    Once listening, writes ``{"endpoint_url", "pid"}`` to ``ready_file`` (atomically), which is
+    how the starting process learns the port.
+    """
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    app = build_app()
+    server: BaseWSGIServer = make_server(
+        host, port, app, threaded=True, request_handler=KeepAliveRequestHandler
+    )
+    bound_port = int(server.server_port)
+    endpoint_url = f"http://{host}:{bound_port}"
+    # moto's state-machine interpreter calls back to http://localhost:$MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(bound_port)
+    os.environ.update(handler_environment(endpoint_url, region))
+    _check_localhost(host)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    if threading.current_thread() is threading.main_thread():  # signals reach only that one
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    if parent_pid is not None:
+        threading.Thread(
+            target=_exit_with_parent, args=(parent_pid, server), daemon=True, name="parent-watch"
+        ).start()
+    if ready_file is not None:
+        _write_atomically(ready_file, {"endpoint_url": endpoint_url, "pid": os.getpid()})
+    LOG.info("emulator listening on %s", endpoint_url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+def _check_localhost(host: str) -> None:
+    addresses = {info[4][0] for info in socket.getaddrinfo("localhost", None, socket.AF_INET)}
+    if host not in ("0.0.0.0", *addresses):
+        LOG.warning(
+            "localhost resolves to %s, not %s: state machines will not reach this server",
+            sorted(addresses),
+            host,
+        )
+
+
+def _exit_with_parent(parent_pid: int, server: BaseWSGIServer) -> None:
+    """Stop serving once the process that started this one is gone (a crashed test run)."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            LOG.warning("parent %d exited: stopping the emulator", parent_pid)
+            server.shutdown()
+            return
+
+
+def _write_atomically(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document), encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,143 @@
+"""Every Lambda function invoked in-process with its sample event from events/, on moto.
+
+These are the same events `sam local invoke <Function> -e events/<name>.json` takes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.models import (
+    DispatchBatch,
+    InlineData,
+    ResultsPage,
+    SessionStatus,
+    SubmissionReceipt,
+    TaskMessage,
+    TaskState,
+)
+from htcgrid_core.resources import GridResources
+from htcgrid_core.table import Completion
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class LambdaContext:
+    """What the Lambda runtime passes; Powertools reads these attributes."""
+
+    function_name = "test-function"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a name of its own (every function's module is app)."""
+    spec = importlib.util.spec_from_file_location(
+        f"fn_{name}", REPO / "functions" / name / "app.py"
+    )
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def event(name: str, **overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((REPO / "events" / f"{name}.json").read_text())
+    document.update(overrides)
+    return document
+
+
+Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+@pytest.fixture
+def invoke(grid_env: Callable[[], None]) -> Invoke:
+    def call(function: str, payload: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = load_function(function).handler(payload, LambdaContext())
+        return result
+
+    return call
+
+
+def test_submission_persists_the_sample_submission(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    batch = DispatchBatch.model_validate(
+        invoke("submission", event("submission", session_id=session_id))
+    )
+    assert len(batch.task_ids) == len(batch.messages) == 2
+    assert [m.priority for m in batch.messages] == [1, 2]  # default is the middle level
+    assert batch.messages[1].max_attempts == 5
+    assert batch.messages[1].timeout_s == 30
+    records = grid.table.get_records(session_id, batch.task_ids)
+    assert {r.state for r in records.values()} == {TaskState.PENDING}
+
+
+def test_submission_rejects_bad_input_naming_the_field(invoke: Invoke, session_id: str) -> None:
+    bad = event("submission", session_id=session_id)
+    bad["tasks"][0]["timeout_s"] = -1
+    with pytest.raises(InvalidSubmissionError, match=r"tasks\.0\.timeout_s"):
+        invoke("submission", bad)
+
+
+def test_dispatch_sends_the_sample_batch_to_its_priority_queue(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    sample = event("dispatch")
+    # GIVEN the submission the sample dispatches was persisted (as the workflow's first step does)
+    grid.table.begin_submission(sample["session_id"], sample["submission_token"], 1, time.time())
+    receipt = SubmissionReceipt.model_validate(invoke("dispatch", sample))
+    assert receipt.task_ids == sample["task_ids"]
+    received = grid.queues.receive_tasks(priority=1, max_messages=10, wait_s=1)
+    assert [r.message for r in received] == [TaskMessage.model_validate(sample["messages"][0])]
+
+
+def test_status_counts_a_sessions_tasks(invoke: Invoke, session_id: str) -> None:
+    invoke("submission", event("submission", session_id=session_id))
+    status = SessionStatus.model_validate(invoke("status", event("status", session_id=session_id)))
+    assert status.counts[TaskState.PENDING] == 2
+    assert status.total == 2
+
+
+def test_results_returns_finished_tasks(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    batch = DispatchBatch.model_validate(
+        invoke("submission", event("submission", session_id=session_id))
+    )
+    grid.table.record_success(
+        Completion(session_id, batch.task_ids[0], 1, None),
+        InlineData(inline={"price": 1.0}),
+        time.time(),
+    )
+    page = ResultsPage.model_validate(invoke("status", event("results", session_id=session_id)))
+    assert [r.task_id for r in page.results] == [batch.task_ids[0]]
+    assert page.results[0].result == InlineData(inline={"price": 1.0})
+    named = ResultsPage.model_validate(
+        invoke(
+            "status", {"action": "results", "session_id": session_id, "task_ids": batch.task_ids}
+        )
+    )
+    assert named.missing == [batch.task_ids[1]]
+
+
+def test_status_rejects_an_unknown_action(invoke: Invoke, session_id: str) -> None:
+    with pytest.raises(InvalidSubmissionError, match="action"):
+        invoke("status", {"action": "explode", "session_id": session_id})

@@ -1,0 +1,205 @@
+"""Lifecycle transitions as conditional DynamoDB writes, including racing writers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from htcgrid_core.errors import TransitionRejected
+from htcgrid_core.models import InlineData, TaskError, TaskState
+from htcgrid_core.resources import GridResources
+from htcgrid_core.table import Completion
+from tests.integration.builders import persist
+
+pytestmark = pytest.mark.shared_stack
+
+
+def race(writers: int, write: Callable[[int], object]) -> tuple[list[object], list[Exception]]:
+    """Run ``write(i)`` on ``writers`` threads released at the same instant."""
+    barrier = threading.Barrier(writers)
+    wins: list[object] = []
+    losses: list[Exception] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            outcome = write(i)
+        except TransitionRejected as rejected:
+            with lock:
+                losses.append(rejected)
+        else:
+            with lock:
+                wins.append(outcome)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return wins, losses
+
+
+def error(attempt: int, retryable: bool = True) -> TaskError:
+    return TaskError(
+        type="Boom",
+        message=f"attempt {attempt}",
+        attempt=attempt,
+        at=time.time(),
+        retryable=retryable,
+    )
+
+
+def test_persisted_tasks_are_pending_at_attempt_one(grid: GridResources, session_id: str) -> None:
+    batch = persist(grid, session_id, [1, 2, 3])
+    records = grid.table.get_records(session_id, batch.task_ids)
+    assert {r.state for r in records.values()} == {TaskState.PENDING}
+    assert {r.attempt for r in records.values()} == {1}
+    assert [records[t].payload for t in batch.task_ids] == [InlineData(inline=i) for i in (1, 2, 3)]
+
+
+def test_racing_claims_have_exactly_one_winner(grid: GridResources, session_id: str) -> None:
+    (task_id,) = persist(grid, session_id, ["x"]).task_ids
+    now = time.time()
+    wins, losses = race(
+        8, lambda i: grid.table.claim(session_id, task_id, 1, f"lease-{i}", now + 60, now)
+    )
+    assert len(wins) == 1
+    assert len(losses) == 7
+    record = grid.table.get_records(session_id, [task_id])[task_id]
+    assert record.state is TaskState.RUNNING
+    assert record.lease_token == wins[0].lease_token
+    assert all(loss.current.state is TaskState.RUNNING for loss in losses)  # type: ignore[attr-defined]
+
+
+def test_racing_completions_record_exactly_one_result(grid: GridResources, session_id: str) -> None:
+    (task_id,) = persist(grid, session_id, ["x"]).task_ids
+    completion = Completion(session_id, task_id, attempt=1, lease_token=None)
+    wins, losses = race(
+        8, lambda i: grid.table.record_success(completion, InlineData(inline=i), time.time())
+    )
+    assert len(wins) == 1
+    assert len(losses) == 7
+    record = grid.table.get_records(session_id, [task_id])[task_id]
+    assert record.state is TaskState.SUCCEEDED
+    assert record.result == wins[0].result  # type: ignore[attr-defined]
+
+
+def test_late_worker_whose_lease_was_taken_over_cannot_record(
+    grid: GridResources, session_id: str
+) -> None:
+    (task_id,) = persist(grid, session_id, ["x"]).task_ids
+    now = time.time()
+    grid.table.claim(session_id, task_id, 1, "first", now + 60, now)
+    grid.table.release(Completion(session_id, task_id, 1, "first"))
+    grid.table.claim(session_id, task_id, 1, "second", now + 60, now)
+    with pytest.raises(TransitionRejected):
+        grid.table.record_success(
+            Completion(session_id, task_id, 1, "first"), InlineData(inline="late"), now
+        )
+    with pytest.raises(TransitionRejected):
+        grid.table.extend_lease(Completion(session_id, task_id, 1, "first"), now + 120)
+    record = grid.table.record_success(
+        Completion(session_id, task_id, 1, "second"), InlineData(inline="on time"), now
+    )
+    assert record.result == InlineData(inline="on time")
+    assert record.lease_token is None
+
+
+def test_unleased_completion_cannot_finish_a_leased_task(
+    grid: GridResources, session_id: str
+) -> None:
+    (task_id,) = persist(grid, session_id, ["x"]).task_ids
+    now = time.time()
+    grid.table.claim(session_id, task_id, 1, "holder", now + 60, now)
+    with pytest.raises(TransitionRejected):
+        grid.table.record_success(
+            Completion(session_id, task_id, 1, None), InlineData(inline="dup"), now
+        )
+
+
+def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
+    grid: GridResources, session_id: str
+) -> None:
+    (task_id,) = persist(grid, session_id, ["x"], max_attempts=2).task_ids
+    first = grid.table.record_failure(
+        Completion(session_id, task_id, 1, None), 2, error(1), time.time()
+    )
+    assert first.state is TaskState.PENDING
+    assert first.attempt == 2
+    with pytest.raises(TransitionRejected):  # a stale attempt can no longer write
+        grid.table.record_success(
+            Completion(session_id, task_id, 1, None), InlineData(inline="stale"), time.time()
+        )
+    final = grid.table.record_failure(
+        Completion(session_id, task_id, 2, None), 2, error(2), time.time()
+    )
+    assert final.state is TaskState.FAILED
+    assert final.attempt == 2
+    assert [e.message for e in final.errors] == ["attempt 1", "attempt 2"]
+    assert final.finished_at is not None
+
+
+def test_non_retryable_error_fails_the_task_at_once(grid: GridResources, session_id: str) -> None:
+    (task_id,) = persist(grid, session_id, ["x"], max_attempts=5).task_ids
+    record = grid.table.record_failure(
+        Completion(session_id, task_id, 1, None), 5, error(1, retryable=False), time.time()
+    )
+    assert record.state is TaskState.FAILED
+    assert record.attempt == 1
+
+
+def test_cancelled_task_never_records_a_late_success(grid: GridResources, session_id: str) -> None:
+    (task_id,) = persist(grid, session_id, ["x"]).task_ids
+    assert grid.table.cancel(session_id, task_id, time.time()).state is TaskState.CANCELLED
+    with pytest.raises(TransitionRejected) as rejected:
+        grid.table.record_success(
+            Completion(session_id, task_id, 1, None), InlineData(inline="late"), time.time()
+        )
+    assert rejected.value.current.state is TaskState.CANCELLED
+    with pytest.raises(TransitionRejected):
+        grid.table.cancel(session_id, task_id, time.time())
+
+
+def test_counts_and_pages_cover_every_shard(grid: GridResources, session_id: str) -> None:
+    task_ids = persist(grid, session_id, list(range(150))).task_ids
+    for task_id in task_ids[:100]:
+        grid.table.record_success(
+            Completion(session_id, task_id, 1, None), InlineData(inline=task_id), time.time()
+        )
+    counts = grid.table.count_states(session_id)
+    assert counts[TaskState.SUCCEEDED] == 100
+    assert counts[TaskState.PENDING] == 50
+    from htcgrid_core.models import ResultsQuery
+    from htcgrid_core.results import fetch_results
+
+    seen: list[str] = []
+    token = None
+    while True:
+        page = fetch_results(
+            ResultsQuery(session_id=session_id, limit=7, next_token=token), grid.table
+        )
+        assert len(page.results) <= 7
+        seen.extend(r.task_id for r in page.results)
+        token = page.next_token
+        if token is None:
+            break
+    assert sorted(seen) == sorted(task_ids[:100])
+
+
+def test_resubmitting_a_token_after_progress_rewrites_nothing(
+    grid: GridResources, session_id: str
+) -> None:
+    first = persist(grid, session_id, [1, 2], token="same-token")
+    grid.table.record_success(
+        Completion(session_id, first.task_ids[0], 1, None), InlineData(inline="done"), time.time()
+    )
+    again = persist(grid, session_id, [1, 2], token="same-token")
+    assert again.task_ids == first.task_ids
+    record = grid.table.get_records(session_id, [first.task_ids[0]])[first.task_ids[0]]
+    assert record.state is TaskState.SUCCEEDED
+    assert record.result == InlineData(inline="done")
+    assert grid.table.count_states(session_id)[TaskState.PENDING] == 1

@@ -1,0 +1,95 @@
+"""Slots run the handler in a child process: results, errors, timeouts and crashes."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from htcgrid_agent.context import TaskContext
+from htcgrid_agent.slots import HandlerLoadError, Slot
+
+HANDLER = "htcgrid_examples.scripted:handler"
+
+
+def context(task_id: str = "t1", timeout_s: float = 30, attempt: int = 1) -> TaskContext:
+    return TaskContext(
+        function_name="test",
+        aws_request_id=task_id,
+        session_id="s",
+        attempt=attempt,
+        memory_limit_in_mb=128,
+        deadline=time.time() + timeout_s,
+    )
+
+
+@pytest.fixture(scope="module")
+def slot() -> Iterator[Slot]:
+    slot = Slot(HANDLER)
+    yield slot
+    slot.close()
+
+
+def run(slot: Slot, payload: object, timeout_s: float = 30, attempt: int = 1) -> object:
+    return slot.run(
+        json.dumps(payload), context("t1", timeout_s, attempt), timeout_s, threading.Event()
+    )
+
+
+def test_handler_result_comes_back_as_json_with_the_lambda_context(slot: Slot) -> None:
+    outcome = run(slot, {"value": [1, 2]})
+    assert outcome.succeeded
+    result = json.loads(outcome.result_json)
+    assert result["value"] == [1, 2]
+    assert result["task_id"] == "t1"
+    assert 0 < result["remaining_ms"] <= 30_000
+
+
+def test_handler_exception_is_a_retryable_failure_named_by_its_class(slot: Slot) -> None:
+    outcome = run(slot, {"fail": "always"})
+    assert outcome.error_type == "TransientTaskError"
+    assert outcome.retryable
+    assert "scripted failure on attempt 1" in outcome.error_message
+
+
+def test_non_retryable_exception_is_marked_permanent(slot: Slot) -> None:
+    outcome = run(slot, {"fail": "permanent"})
+    assert outcome.error_type == "PermanentScriptedError"
+    assert not outcome.retryable
+
+
+def test_unserialisable_result_is_a_permanent_failure_saying_why(slot: Slot) -> None:
+    outcome = run(slot, {"unserializable": True})
+    assert outcome.error_type == "ResultNotSerializable"
+    assert not outcome.retryable
+    assert "JSON" in outcome.error_message
+
+
+def test_overrunning_handler_is_stopped_at_its_timeout_and_the_slot_recovers(slot: Slot) -> None:
+    started = time.monotonic()
+    outcome = run(slot, {"sleep": 30}, timeout_s=1)
+    assert outcome.error_type == "TaskTimeout"
+    assert outcome.retryable
+    assert time.monotonic() - started < 10
+    assert run(slot, {"value": "after"}).succeeded
+
+
+def test_crashing_handler_is_a_failure_and_the_slot_recovers(slot: Slot) -> None:
+    outcome = run(slot, {"crash": True})
+    assert outcome.error_type == "HandlerCrashed"
+    assert run(slot, {"value": "after"}).succeeded
+
+
+def test_abort_stops_a_running_handler(slot: Slot) -> None:
+    abort = threading.Event()
+    threading.Timer(0.5, abort.set).start()
+    outcome = slot.run(json.dumps({"sleep": 30}), context(), 60, abort)
+    assert outcome.aborted
+
+
+def test_a_handler_that_cannot_be_imported_fails_at_start() -> None:
+    with pytest.raises(HandlerLoadError, match="no_such_module"):
+        Slot("no_such_module:handler")
+    with pytest.raises(HandlerLoadError, match="module:function"):
+        Slot("just_a_name")
