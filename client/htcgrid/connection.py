@@ -89,16 +89,19 @@ class GridEndpoints:
             raise GridNotFoundError(
                 f"no local grid state at {state_file}: start one with `htcgrid-local up`"
             ) from None
-        region = state.get("region", "us-east-1")
-        # The emulator accepts any credentials; use its own so none need configuring.
+        return cls.for_emulator(
+            state["outputs"], state["endpoint_url"], state.get("region", "us-east-1")
+        )
+
+    @classmethod
+    def for_emulator(
+        cls, outputs: dict[str, str], endpoint_url: str, region: str = "us-east-1"
+    ) -> GridEndpoints:
+        """A grid on an emulator, which accepts any credentials: use dummy ones so none need
+        configuring (and a developer's real credentials are never sent to it)."""
         session = boto3.session.Session(
-            aws_access_key_id=state.get("access_key_id", "testing"),
-            aws_secret_access_key=state.get("secret_access_key", "testing"),
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - an emulator's dummy credentials
             region_name=region,
         )
-        return cls(
-            state["outputs"],
-            endpoint_url=state["endpoint_url"],
-            region=region,
-            boto_session=session,
-        )
+        return cls(outputs, endpoint_url=endpoint_url, region=region, boto_session=session)

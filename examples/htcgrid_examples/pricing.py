@@ -95,4 +95,4 @@ def check(option: dict[str, Any], result: dict[str, Any]) -> bool:
     # Below one basis point of spot, a price is under what 20,000 paths resolve: a far
     # out-of-the-money option can see no payoff in any path (estimate 0, stderr 0).
     tolerance = TOLERANCE_STDERRS * float(result["stderr"]) + RESOLUTION_OF_SPOT * option["spot"]
-    return abs(float(result["price"]) - exact) <= tolerance
+    return bool(abs(float(result["price"]) - exact) <= tolerance)

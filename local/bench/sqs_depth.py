@@ -10,13 +10,18 @@ import argparse
 import time
 from typing import Any
 
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import SQSBackend
 
 
 def _entries() -> dict[str, dict[str, Any]]:
     return {
-        str(i): {"Id": str(i), "MessageBody": "x" * 200, "MessageAttributes": {}, "DelaySeconds": None}
+        str(i): {
+            "Id": str(i),
+            "MessageBody": "x" * 200,
+            "MessageAttributes": {},
+            "DelaySeconds": None,
+        }
         for i in range(10)
     }
 

@@ -8,6 +8,7 @@ workflow) or ``--workflow submit --tasks 100`` (the grid's submit workflow, 100 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -41,18 +42,22 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=200)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=1, help="tasks per submission (submit)")
+    parser.add_argument("--endpoint-url", help="a running emulator instead of a fresh one")
     args = parser.parse_args()
 
     if args.workflow == "fixture":
         template, arn_output, make_input = FIXTURE, "WorkflowArn", fixture_input
     else:
         template, arn_output, make_input = REPO / "template.yaml", "SubmitWorkflowArn", submit_input
-    with Emulator() as emulator:
-        outputs = provision_stack(emulator.endpoint_url, template, "bench")
-        sfn = client("stepfunctions", emulator.endpoint_url)
+    with contextlib.ExitStack() as stack:
+        endpoint_url = args.endpoint_url or stack.enter_context(Emulator()).endpoint_url
+        outputs = provision_stack(endpoint_url, template, f"bench-{uuid.uuid4().hex[:6]}")
+        sfn = client("stepfunctions", endpoint_url)
         arn = outputs[arn_output]
         # Warm up: cold starts (module imports) are not what is measured.
-        first = sfn.start_sync_execution(stateMachineArn=arn, input=json.dumps(make_input(-1, args.tasks)))
+        first = sfn.start_sync_execution(
+            stateMachineArn=arn, input=json.dumps(make_input(-1, args.tasks))
+        )
         assert first["status"] == "SUCCEEDED", first
         counter = iter(range(args.executions))
         lock = threading.Lock()

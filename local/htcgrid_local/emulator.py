@@ -118,7 +118,9 @@ class Emulator:
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
             if ready_file.exists():
-                endpoint_url = str(json.loads(ready_file.read_text(encoding="utf-8"))["endpoint_url"])
+                endpoint_url = str(
+                    json.loads(ready_file.read_text(encoding="utf-8"))["endpoint_url"]
+                )
                 if is_serving(endpoint_url):
                     return endpoint_url
             time.sleep(0.05)
@@ -149,15 +151,16 @@ class Emulator:
 def is_serving(endpoint_url: str, timeout_s: float = 2.0) -> bool:
     """True if a moto server answers at ``endpoint_url``."""
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/config", timeout=timeout_s) as reply:
+        url = f"{endpoint_url}/moto-api/config"
+        if not url.startswith(("http://", "https://")):
+            return False
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:  # noqa: S310 - http(s) only
             return bool(reply.status < 500)
     except (urllib.error.URLError, OSError):
         return False
 
 
-def stop_process(
-    pid: int, grace_s: float, process: subprocess.Popen[bytes] | None = None
-) -> None:
+def stop_process(pid: int, grace_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM ``pid``, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
     try:
         os.kill(pid, signal.SIGTERM)

@@ -31,7 +31,7 @@ from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as lambda_backend
 from moto.cloudformation.models import cloudformation_backends
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import get_account_id_from
 
 from htcgrid_local.template import LOCAL_METADATA_KEY
@@ -40,6 +40,9 @@ LOG = logging.getLogger(__name__)
 
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/\d+/(?P<region>[^/]+)/")
+
+#: Variables that differ between functions by design; the last cold start's value wins.
+_PER_FUNCTION_VARIABLES = {"POWERTOOLS_SERVICE_NAME"}
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Handler = Callable[[Any, Any], Any]
@@ -147,7 +150,7 @@ class FunctionRegistry:
             arn=function.function_arn,
             logical_id=logical_id,
             code_dir=Path(metadata["CodeDir"]),
-            handler=function.handler,
+            handler=str(function.handler),
             python_path=tuple(metadata.get("PythonPath", [])),
             environment={k: str(v) for k, v in (function.environment_vars or {}).items()},
             timeout_s=int(function.timeout),
@@ -183,7 +186,7 @@ class FunctionRegistry:
     def _export_environment(function: LocalFunction) -> None:
         for name, value in function.environment.items():
             current = os.environ.get(name)
-            if current is not None and current != value:
+            if current is not None and current != value and name not in _PER_FUNCTION_VARIABLES:
                 LOG.warning(
                     "%s sets %s=%r over %r: functions of one server share os.environ",
                     function.logical_id,
@@ -231,12 +234,19 @@ def _identifier(text: str) -> str:
 
 
 def error_payload(error: BaseException, error_type: str | None = None) -> dict[str, Any]:
-    """Lambda's body for an unhandled error; ``errorType`` is what Step Functions matches."""
+    """Lambda's body for an unhandled error; ``errorType`` is what Step Functions matches.
+
+    The stack trace starts at the handler, as Lambda's does: the runtime's own frame (the one
+    that called the handler, in this module) is left out.
+    """
+    frames = list(traceback.extract_tb(error.__traceback__))
+    if frames and frames[0].filename == __file__:
+        frames = frames[1:]
     return {
         "errorMessage": str(error),
         "errorType": error_type or type(error).__name__,
         "requestId": "",
-        "stackTrace": traceback.format_tb(error.__traceback__),
+        "stackTrace": traceback.format_list(frames),
     }
 
 
@@ -247,7 +257,7 @@ def invoke(registry: FunctionRegistry, function: LocalFunction, payload: bytes) 
         handler = registry.handler_for(function)
     except HandlerNotFoundError as error:
         return _failure(error, "Runtime.HandlerNotFound", request_id)
-    except Exception as error:  # noqa: BLE001 - any import-time failure is Lambda's ImportModuleError
+    except Exception as error:
         LOG.exception("cannot import %s", function.logical_id)
         return _failure(error, "Runtime.ImportModuleError", request_id)
     try:
@@ -258,7 +268,7 @@ def invoke(registry: FunctionRegistry, function: LocalFunction, payload: bytes) 
     started = time.monotonic()
     try:
         result = handler(event, context)
-    except Exception as error:  # noqa: BLE001 - the runtime's job: every handler error is reported
+    except Exception as error:
         return _failure(error, None, request_id)
     if time.monotonic() - started > function.timeout_s:
         # Lambda would have stopped the function; its result is lost, as it would be.
@@ -304,8 +314,8 @@ class LambdaMiddleware:
         if invocation_type == "Event":
             # Asynchronous invocation: accepted now, run on its own thread, result dropped.
             threading.Thread(
-                target=invoke,
-                args=(self._registry, function, payload),
+                target=self._invoke_event,
+                args=(function, payload),
                 name=f"lambda-event-{function.logical_id}",
                 daemon=True,
             ).start()
@@ -321,6 +331,12 @@ class LambdaMiddleware:
             headers.append(("X-Amz-Function-Error", result.function_error))
         start_response(f"{result.status} OK", headers)
         return [result.body]
+
+    def _invoke_event(self, function: LocalFunction, payload: bytes) -> None:
+        result = invoke(self._registry, function, payload)
+        if result.function_error:
+            # Nobody waits for an Event invocation's answer: the log is where its error shows.
+            LOG.error("asynchronous %s failed: %s", function.logical_id, result.body.decode())
 
 
 def _caller(environ: dict[str, Any]) -> tuple[str, str]:

@@ -12,25 +12,32 @@ import copy
 import datetime
 import json
 import re
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from moto import backends
 from moto.awslambda.models import LayerVersion
+from moto.cloudformation import parsing as cloudformation_parsing
 from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult
 from moto.moto_api._internal import mock_random
 from moto.s3.models import s3_backends
-from moto.sqs.exceptions import InvalidParameterValue
-from moto.sqs.models import MAXIMUM_MESSAGE_DELAY, Message, SQSBackend
+from moto.settings import moto_server_port
+from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+from moto.sqs.models import MAXIMUM_MESSAGE_DELAY, Message, Queue, SQSBackend
 from moto.stepfunctions.exceptions import InvalidExecutionInput
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.api import StateMachineType
+from moto.stepfunctions.parser.asl.component.component import Component
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import SyncExecution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse, get_backend
 
@@ -131,7 +138,7 @@ def patch_stepfunctions_start_sync_execution() -> None:
 
 
 def apply_definition_substitutions(definition: str, substitutions: dict[str, Any]) -> str:
-    """Replace each ``${Key}`` of ``definition`` that ``substitutions`` names, as CloudFormation does.
+    """Replace each ``${Key}`` of ``definition`` named in ``substitutions``, as CloudFormation does.
 
     Placeholders with no substitution are left alone (``${...}`` is not special in ASL itself).
     """
@@ -167,6 +174,7 @@ def _state_machine_definition(properties: dict[str, Any], account_id: str, parti
 
 def _create_state_machine_from_cfn(
     cls: type[StateMachine],
+    /,
     resource_name: str,
     cloudformation_json: dict[str, Any],
     account_id: str,
@@ -193,6 +201,7 @@ def _create_state_machine_from_cfn(
 
 def _delete_state_machine_from_cfn(
     cls: type[StateMachine],
+    /,
     resource_name: str,
     cloudformation_json: dict[str, Any],
     account_id: str,
@@ -228,6 +237,98 @@ def patch_cloudformation_state_machine() -> None:
     )
 
 
+def patch_stepfunctions_program_cache() -> None:
+    """Parse each state-machine definition once, not once per execution.
+
+    ``ExecutionWorker._get_evaluation_entrypoint`` runs the ANTLR ASL parser on the definition
+    for every execution: about 20 ms of pure-Python parsing for the submit workflow, under the
+    server's one GIL. The parsed program is a tree of declarations; everything an execution
+    changes lives in its own ``Environment`` (retry counters included: they are kept in the
+    environment's heap under each component's ``heap_key``). So one program per definition
+    string serves every execution. The heap keys, which moto creates lazily, are created
+    before the program is shared so that concurrent executions never race to make them.
+    """
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def cached_entrypoint(self: ExecutionWorker) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        program = programs.get(definition)
+        if program is None:
+            with lock:
+                program = programs.get(definition)
+                if program is None:
+                    program = AmazonStateLanguageParser.parse(definition)[0]
+                    _create_heap_keys(program)
+                    programs[definition] = program
+        return program
+
+    ExecutionWorker._get_evaluation_entrypoint = cached_entrypoint  # type: ignore[method-assign]
+
+
+def _create_heap_keys(root: Component) -> None:
+    """Touch ``heap_key`` on every evaluable component reachable from ``root``."""
+    seen: set[int] = set()
+    pending: list[Any] = [root]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, EvalComponent):
+            _ = item.heap_key
+        if isinstance(item, Component):
+            pending.extend(vars(item).values())
+        elif isinstance(item, list | tuple | set):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+
+
+# --- CloudFormation -------------------------------------------------------------------------
+
+
+def _cfn_string(value: Any) -> Any:
+    """A scalar as CloudFormation's intrinsic functions see it: a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def patch_cloudformation_equals_strings() -> None:
+    """Compare ``Fn::Equals`` operands as strings, as CloudFormation does.
+
+    moto turns a passed parameter of ``Type: Number`` into an int, then compares it with the
+    string literal of the condition: ``!Equals [!Ref PriorityLevels, "1"]`` is ``1 == "1"``,
+    false, so with PriorityLevels=1 the template's HasLevel1 (``!Not`` of it) is true and the
+    optional queues are created anyway. In CloudFormation every parameter reaches an intrinsic
+    as a string. The replacement evaluates ``Fn::Equals`` on string forms (booleans as
+    "true"/"false", which moto already did) and leaves every other condition to moto.
+    """
+    original: Callable[..., bool] = cloudformation_parsing.parse_condition
+
+    def parse_condition(
+        condition: dict[str, Any] | bool, resources_map: Any, condition_map: dict[str, Any]
+    ) -> bool:
+        if isinstance(condition, dict) and list(condition) == ["Fn::Equals"]:
+            left, right = (
+                condition_map[value["Condition"]]
+                if isinstance(value, dict) and "Condition" in value
+                else cloudformation_parsing.clean_json(value, resources_map)
+                for value in condition["Fn::Equals"]
+            )
+            return bool(_cfn_string(left) == _cfn_string(right))
+        return original(condition, resources_map, condition_map)
+
+    # Module-level: moto's Fn::Not/And/Or and the condition map call it through the module.
+    cloudformation_parsing.parse_condition = parse_condition
+
+
+# --- Step Functions interpreter -------------------------------------------------------------
+
+
 def patch_stepfunctions_client_cache() -> None:
     """Reuse the interpreter's boto3 clients instead of building one per Task state.
 
@@ -246,7 +347,7 @@ def patch_stepfunctions_client_cache() -> None:
     def cached_boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # moto ignores ``state_credentials`` (every client signs with fixed dummy keys), so the
         # role a state names cannot change the client either.
-        key = (region, service, boto_client.moto_server_port())
+        key = (region, service, moto_server_port())
         client = cache.get(key)
         if client is None:
             with lock:
@@ -261,12 +362,13 @@ def patch_stepfunctions_client_cache() -> None:
 
 def _replace_module_function(name: str, original: Any, replacement: Any) -> None:
     """Point every moto module that imported ``name`` by value at ``replacement``."""
-    import sys
-
     for module in list(sys.modules.values()):
-        if module is not None and module.__name__.startswith("moto.stepfunctions"):
-            if getattr(module, name, None) is original:
-                setattr(module, name, replacement)
+        if (
+            module is not None
+            and module.__name__.startswith("moto.stepfunctions")
+            and getattr(module, name, None) is original
+        ):
+            setattr(module, name, replacement)
 
 
 # --- Lambda ---------------------------------------------------------------------------------
@@ -296,7 +398,7 @@ def _is_message_valid_based_on_retention_period(
     self: SQSBackend, queue_name: str, message: Any
 ) -> bool:
     queue = self.get_queue(queue_name)
-    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000  # type: ignore[attr-defined]
     return bool(retain_until > time.time())
 
 
@@ -351,6 +453,74 @@ def patch_sqs_receipt_handle_lookup() -> None:
     Message.had_receipt_handle = _had_receipt_handle  # type: ignore[method-assign]
 
 
+class _VisibleMessages:
+    """The visible, undelayed messages of a queue, found as they are iterated.
+
+    Behaves as the list moto builds for ``Queue.messages`` does for its three users: iteration
+    (same messages, same order), ``len`` and truth.
+    """
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._messages = messages
+
+    def __iter__(self) -> Iterator[Message]:
+        return (m for m in self._messages if m.visible and not m.delayed)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
+
+
+def _queue_messages(self: Queue) -> _VisibleMessages:
+    return _VisibleMessages(self._messages)
+
+
+def patch_sqs_lazy_visible_messages() -> None:
+    """Find the visible messages a receive needs, not every visible message of the queue.
+
+    ``receive_message`` loops over ``queue.messages``, a list of all visible messages that moto
+    builds on every call (and on every wake-up of a long poll), to take the first few: O(queue
+    depth) for a receive of one message. The replacement yields the same messages in the same
+    order as they are reached, so a receive stops after the messages it takes (plus those in
+    flight ahead of them); ``len`` and truth still see the whole queue.
+    """
+    Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]
+
+
+def _delete_message(self: Queue, receipt_handle: str) -> None:
+    if receipt_handle in self.deleted_messages:
+        return  # deleted already: moto (unlike AWS) accepts that again
+    # Under the lock ``add_message`` appends with: moto rebuilds the list unguarded, so a
+    # message sent during a delete could land in the discarded list and be lost.
+    with self._messages_lock:
+        messages = self._messages
+        index = next(
+            (i for i, m in enumerate(messages) if m.had_receipt_handle(receipt_handle)), None
+        )
+        if index is None:
+            raise ReceiptHandleIsInvalid()
+        message = messages[index]
+        # A new list, as moto makes: a receive iterating the old one is not disturbed.
+        self._messages = messages[:index] + messages[index + 1 :]
+    self.pending_messages.discard(message)
+    self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
+
+
+def patch_sqs_delete_stops_at_the_message() -> None:
+    """Delete a message with one scan that stops where the message is.
+
+    moto's ``Queue.delete_message`` scans the whole queue twice (is the handle known? then a
+    rebuild of the list without it), calling ``had_receipt_handle`` on every message each time.
+    Received messages sit near the head of the queue, so a scan that stops at the match, then a
+    list copy without it (one C-level copy), does the same in a fraction of the time. It runs
+    under the queue's message lock, which also closes moto's window for losing a message sent
+    while the list is rebuilt.
+    """
+    Queue.delete_message = _delete_message  # type: ignore[method-assign]
+
+
 def patch_sqs_standard_queue_send() -> None:
     """Send to a standard queue in O(1) instead of O(queue depth).
 
@@ -396,7 +566,7 @@ def patch_sqs_standard_queue_send() -> None:
             group_id=group_id,
             validate_group_id=validate_group_id,
         )
-        delay = int(delay_seconds) if delay_seconds is not None else int(queue.delay_seconds)
+        delay = int(delay_seconds) if delay_seconds is not None else int(queue.delay_seconds)  # type: ignore[attr-defined]
         message = Message(str(mock_random.uuid4()), message_body, system_attributes)
         if deduplication_id is not None:
             message.deduplication_id = deduplication_id
@@ -434,7 +604,7 @@ def patch_server_module_listing() -> None:
     def list_of_moto_modules() -> tuple[str, ...]:
         return modules
 
-    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+    backends.list_of_moto_modules = list_of_moto_modules
 
 
 # --- Entry point ----------------------------------------------------------------------------
@@ -444,12 +614,16 @@ PATCHES: dict[str, Callable[[], None]] = {
     "server_module_listing": patch_server_module_listing,
     "stepfunctions_start_sync_execution": patch_stepfunctions_start_sync_execution,
     "cloudformation_state_machine": patch_cloudformation_state_machine,
+    "cloudformation_equals_strings": patch_cloudformation_equals_strings,
     "stepfunctions_client_cache": patch_stepfunctions_client_cache,
+    "stepfunctions_program_cache": patch_stepfunctions_program_cache,
     "lambda_layer_version_ref": patch_lambda_layer_version_ref,
     "sqs_retention_check": patch_sqs_retention_check,
     "sqs_message_clock": patch_sqs_message_clock,
     "sqs_receipt_handle_lookup": patch_sqs_receipt_handle_lookup,
     "sqs_standard_queue_send": patch_sqs_standard_queue_send,
+    "sqs_lazy_visible_messages": patch_sqs_lazy_visible_messages,
+    "sqs_delete_stops_at_the_message": patch_sqs_delete_stops_at_the_message,
 }
 
 

@@ -80,12 +80,8 @@ def provision_stack(
     }
     if _stack_status(cloudformation, stack_name) is None:
         cloudformation.create_stack(**arguments)
-    else:
-        try:
-            cloudformation.update_stack(**arguments)
-        except ClientError as error:
-            if "No updates are to be performed" not in str(error):
-                raise
+    elif _differs(cloudformation, stack_name, translated.template, arguments["Parameters"]):
+        cloudformation.update_stack(**arguments)
     _wait_for_stack(cloudformation, stack_name, timeout_s)
     return read_stack_outputs(endpoint_url, stack_name, region=region)
 
@@ -103,7 +99,9 @@ def read_stack_outputs(
     return StackOutputs(stack_name, outputs)
 
 
-def delete_stack(endpoint_url: str, stack_name: str = "htcgrid", *, region: str = "us-east-1") -> None:
+def delete_stack(
+    endpoint_url: str, stack_name: str = "htcgrid", *, region: str = "us-east-1"
+) -> None:
     """Delete ``stack_name`` from the emulator and wait until it is gone."""
     if is_real_aws(endpoint_url):
         raise ProvisioningError("deleting a real stack is `sam delete`'s job")
@@ -123,7 +121,9 @@ def delete_stack(endpoint_url: str, stack_name: str = "htcgrid", *, region: str 
 def _ensure_bucket(s3: Any, bucket: str, region: str) -> None:
     try:
         s3.head_bucket(Bucket=bucket)
-    except ClientError:
+    except ClientError as error:
+        if not _not_found(error):
+            raise
         arguments: dict[str, Any] = {"Bucket": bucket}
         if region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
             arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -134,8 +134,15 @@ def _upload(s3: Any, artifact: Artifact) -> None:
     # Keys are content hashes: an object that exists already has exactly these bytes.
     try:
         s3.head_object(Bucket=STAGING_BUCKET, Key=artifact.key)
-    except ClientError:
+    except ClientError as error:
+        if not _not_found(error):
+            raise
         s3.put_object(Bucket=STAGING_BUCKET, Key=artifact.key, Body=artifact.body)
+
+
+def _not_found(error: ClientError) -> bool:
+    """HEAD requests have no error body: S3 says "not found" with the status code alone."""
+    return bool(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404)
 
 
 def _template_arguments(s3: Any, endpoint_url: str, template: dict[str, Any]) -> dict[str, str]:
@@ -148,14 +155,38 @@ def _template_arguments(s3: Any, endpoint_url: str, template: dict[str, Any]) ->
 
 
 def _stack_status(cloudformation: Any, stack_name: str) -> str | None:
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        if "does not exist" in str(error):
-            return None
-        raise
-    status = stacks[0]["StackStatus"] if stacks else None
-    return None if status == "DELETE_COMPLETE" else status
+    """The stack's status, or None if there is no such (live) stack.
+
+    Lists the stacks rather than describing one by name: for a missing stack DescribeStacks
+    answers with a generic ValidationError that only its message tells apart.
+    """
+    for page in cloudformation.get_paginator("describe_stacks").paginate():
+        for stack in page["Stacks"]:
+            if stack["StackName"] == stack_name and stack["StackStatus"] != "DELETE_COMPLETE":
+                return str(stack["StackStatus"])
+    return None
+
+
+def _differs(
+    cloudformation: Any,
+    stack_name: str,
+    template: dict[str, Any],
+    parameters: list[dict[str, str]],
+) -> bool:
+    """True unless the stack already has this template and these parameter values.
+
+    UpdateStack refuses an update that changes nothing (with an error told apart only by its
+    message), so an unchanged stack is left alone instead.
+    """
+    body = cloudformation.get_template(StackName=stack_name)["TemplateBody"]
+    current = json.loads(body) if isinstance(body, str) else body
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in parameters}
+    existing = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    return bool(
+        json.loads(json.dumps(current)) != template
+        or any(existing.get(key) != value for key, value in given.items())
+    )
 
 
 def _wait_for_stack(cloudformation: Any, stack_name: str, timeout_s: float) -> None:
@@ -166,9 +197,8 @@ def _wait_for_stack(cloudformation: Any, stack_name: str, timeout_s: float) -> N
         if status in _FINAL_OK:
             return
         if status is None or not status.endswith(_IN_PROGRESS_SUFFIX):
-            raise ProvisioningError(
-                f"stack {stack_name} ended in {status}: {_failure_reasons(cloudformation, stack_name)}"
-            )
+            reasons = _failure_reasons(cloudformation, stack_name)
+            raise ProvisioningError(f"stack {stack_name} ended in {status}: {reasons}")
         time.sleep(0.2)
     raise ProvisioningError(f"stack {stack_name} still {status} after {timeout_s:.0f} s")
 

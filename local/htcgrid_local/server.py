@@ -26,7 +26,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from htcgrid_local import moto_patches
+from htcgrid_local import loopback, moto_patches
 from htcgrid_local.clients import EMULATOR_CREDENTIALS
 from htcgrid_local.lambda_runtime import LambdaMiddleware, WsgiApp
 
@@ -38,16 +38,6 @@ MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }
-
-class KeepAliveRequestHandler(MotoRequestHandler):
-    """moto's request handler speaking HTTP/1.1, so clients keep their connections open.
-
-    With HTTP/1.0 every AWS call (and each Lambda and SDK call a state machine makes back into
-    this server) opens and closes a TCP connection; at thousands of calls per second that costs
-    more than the calls.
-    """
-
-    protocol_version = "HTTP/1.1"
 
 
 def build_app() -> WsgiApp:
@@ -85,19 +75,24 @@ def serve(
     Once listening, writes ``{"endpoint_url", "pid"}`` to ``ready_file`` (atomically), which is
     how the starting process learns the port.
     """
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    # Both log a line per request otherwise.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
     app = build_app()
     server: BaseWSGIServer = make_server(
-        host, port, app, threaded=True, request_handler=KeepAliveRequestHandler
+        host, port, app, threaded=True, request_handler=MotoRequestHandler
     )
     bound_port = int(server.server_port)
     endpoint_url = f"http://{host}:{bound_port}"
     # moto's state-machine interpreter calls back to http://localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(bound_port)
+    # Before any boto3 client exists in this process: sessions copy the hook list when created.
+    loopback.install(app, [endpoint_url, f"http://localhost:{bound_port}"])
     os.environ.update(handler_environment(endpoint_url, region))
     _check_localhost(host)
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        LOG.info("stopping on signal %d", signum)
         raise SystemExit(0)
 
     if threading.current_thread() is threading.main_thread():  # signals reach only that one
@@ -118,7 +113,7 @@ def serve(
 
 def _check_localhost(host: str) -> None:
     addresses = {info[4][0] for info in socket.getaddrinfo("localhost", None, socket.AF_INET)}
-    if host not in ("0.0.0.0", *addresses):
+    if host not in ("0.0.0.0", *addresses):  # noqa: S104 - a comparison, not a bind
         LOG.warning(
             "localhost resolves to %s, not %s: state machines will not reach this server",
             sorted(addresses),

@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ _SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 # --- YAML with CloudFormation tags ----------------------------------------------------------
 
 
-class CloudFormationLoader(yaml.SafeLoader):
+class CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # untyped PyYAML
     """A SafeLoader that reads ``!Ref``, ``!Sub``, ``!GetAtt``, ``!If``... as their long forms.
 
     It also keeps ISO dates as strings (``AWSTemplateFormatVersion: 2010-09-09`` unquoted), as
@@ -67,7 +66,7 @@ def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {key: value}
 
 
@@ -144,10 +143,6 @@ class TranslatedTemplate:
     artifacts: list[Artifact] = field(default_factory=list)
 
 
-#: Uploads one artifact to the staging bucket and returns nothing; supplied by the provisioner.
-Uploader = Callable[[Artifact], None]
-
-
 def translate(
     template_path: Path,
     *,
@@ -215,7 +210,7 @@ def _run_translator(sam: dict[str, Any], parameters: dict[str, str], region: str
     return undo_mark_unicode_str_in_template(translated)  # type: ignore[no-any-return]
 
 
-class _BundledPolicyLoader(ManagedPolicyLoader):
+class _BundledPolicyLoader(ManagedPolicyLoader):  # type: ignore[misc]
     """Managed policy names to ARNs from the map shipped inside samtranslator, not from IAM."""
 
     def __init__(self, policy_map: dict[str, str]) -> None:

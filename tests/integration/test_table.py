@@ -64,28 +64,34 @@ def test_persisted_tasks_are_pending_at_attempt_one(grid: GridResources, session
 def test_racing_claims_have_exactly_one_winner(grid: GridResources, session_id: str) -> None:
     (task_id,) = persist(grid, session_id, ["x"]).task_ids
     now = time.time()
-    wins, losses = race(
-        8, lambda i: grid.table.claim(session_id, task_id, 1, f"lease-{i}", now + 60, now)
-    )
+
+    def claim(i: int) -> str:
+        grid.table.claim(session_id, task_id, 1, f"lease-{i}", now + 60, now)
+        return f"lease-{i}"
+
+    wins, losses = race(8, claim)
     assert len(wins) == 1
     assert len(losses) == 7
     record = grid.table.get_records(session_id, [task_id])[task_id]
     assert record.state is TaskState.RUNNING
-    assert record.lease_token == wins[0].lease_token
+    assert record.lease_token == wins[0]
     assert all(loss.current.state is TaskState.RUNNING for loss in losses)  # type: ignore[attr-defined]
 
 
 def test_racing_completions_record_exactly_one_result(grid: GridResources, session_id: str) -> None:
     (task_id,) = persist(grid, session_id, ["x"]).task_ids
     completion = Completion(session_id, task_id, attempt=1, lease_token=None)
-    wins, losses = race(
-        8, lambda i: grid.table.record_success(completion, InlineData(inline=i), time.time())
-    )
+
+    def complete(i: int) -> InlineData:
+        grid.table.record_success(completion, InlineData(inline=i), time.time())
+        return InlineData(inline=i)
+
+    wins, losses = race(8, complete)
     assert len(wins) == 1
     assert len(losses) == 7
     record = grid.table.get_records(session_id, [task_id])[task_id]
     assert record.state is TaskState.SUCCEEDED
-    assert record.result == wins[0].result  # type: ignore[attr-defined]
+    assert record.result == wins[0]
 
 
 def test_late_worker_whose_lease_was_taken_over_cannot_record(
@@ -102,9 +108,10 @@ def test_late_worker_whose_lease_was_taken_over_cannot_record(
         )
     with pytest.raises(TransitionRejected):
         grid.table.extend_lease(Completion(session_id, task_id, 1, "first"), now + 120)
-    record = grid.table.record_success(
+    grid.table.record_success(
         Completion(session_id, task_id, 1, "second"), InlineData(inline="on time"), now
     )
+    record = grid.table.get_records(session_id, [task_id])[task_id]
     assert record.result == InlineData(inline="on time")
     assert record.lease_token is None
 
@@ -125,19 +132,21 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
     grid: GridResources, session_id: str
 ) -> None:
     (task_id,) = persist(grid, session_id, ["x"], max_attempts=2).task_ids
-    first = grid.table.record_failure(
+    state = grid.table.record_failure(
         Completion(session_id, task_id, 1, None), 2, error(1), time.time()
     )
-    assert first.state is TaskState.PENDING
+    first = grid.table.get_records(session_id, [task_id])[task_id]
+    assert state is first.state is TaskState.PENDING
     assert first.attempt == 2
     with pytest.raises(TransitionRejected):  # a stale attempt can no longer write
         grid.table.record_success(
             Completion(session_id, task_id, 1, None), InlineData(inline="stale"), time.time()
         )
-    final = grid.table.record_failure(
+    state = grid.table.record_failure(
         Completion(session_id, task_id, 2, None), 2, error(2), time.time()
     )
-    assert final.state is TaskState.FAILED
+    final = grid.table.get_records(session_id, [task_id])[task_id]
+    assert state is final.state is TaskState.FAILED
     assert final.attempt == 2
     assert [e.message for e in final.errors] == ["attempt 1", "attempt 2"]
     assert final.finished_at is not None
@@ -145,16 +154,18 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
 
 def test_non_retryable_error_fails_the_task_at_once(grid: GridResources, session_id: str) -> None:
     (task_id,) = persist(grid, session_id, ["x"], max_attempts=5).task_ids
-    record = grid.table.record_failure(
+    state = grid.table.record_failure(
         Completion(session_id, task_id, 1, None), 5, error(1, retryable=False), time.time()
     )
-    assert record.state is TaskState.FAILED
+    record = grid.table.get_records(session_id, [task_id])[task_id]
+    assert state is record.state is TaskState.FAILED
     assert record.attempt == 1
 
 
 def test_cancelled_task_never_records_a_late_success(grid: GridResources, session_id: str) -> None:
     (task_id,) = persist(grid, session_id, ["x"]).task_ids
-    assert grid.table.cancel(session_id, task_id, time.time()).state is TaskState.CANCELLED
+    grid.table.cancel(session_id, task_id, time.time())
+    assert grid.table.get_records(session_id, [task_id])[task_id].state is TaskState.CANCELLED
     with pytest.raises(TransitionRejected) as rejected:
         grid.table.record_success(
             Completion(session_id, task_id, 1, None), InlineData(inline="late"), time.time()

@@ -157,6 +157,17 @@ class Queues:
                     break
                 _backoff(attempt)
 
+    def waiting(self, priority: int) -> int:
+        """Messages in a task queue that some agent can still receive: visible now, or
+        delayed (a retry's backoff). Approximate, as SQS says."""
+        attributes = self._client.get_queue_attributes(
+            QueueUrl=self.task_queue_url(priority),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
+        )
+
     def change_visibility(self, queue_url: str, receipt_handle: str, timeout_s: int) -> None:
         """Keep a held message invisible for ``timeout_s`` more seconds (0 hands it back)."""
         self._client.change_message_visibility(

@@ -7,7 +7,17 @@ import json
 
 from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError
-from htcgrid_core.models import ResultsPage, ResultsQuery, SessionStatus, TaskRecord, TaskResult
+from htcgrid_core.models import (
+    Data,
+    ResultsPage,
+    ResultsQuery,
+    SessionStatus,
+    TaskError,
+    TaskMessage,
+    TaskRecord,
+    TaskResult,
+    TaskState,
+)
 from htcgrid_core.table import TaskTable
 
 
@@ -22,6 +32,27 @@ def result_of(record: TaskRecord) -> TaskResult:
         error=record.errors[-1] if record.errors and record.result is None else None,
         submitted_at=record.submitted_at,
         finished_at=record.finished_at,
+    )
+
+
+def finished_result(
+    message: TaskMessage,
+    state: TaskState,
+    finished_at: float,
+    result: Data | None = None,
+    error: TaskError | None = None,
+) -> TaskResult:
+    """The result of an attempt that just finished the task, built by the agent that recorded it
+    (no read of the record needed: the message and the outcome say everything)."""
+    return TaskResult(
+        session_id=message.session_id,
+        task_id=message.task_id,
+        state=state,
+        attempt=message.attempt,
+        result=result,
+        error=error,
+        submitted_at=message.submitted_at,
+        finished_at=finished_at,
     )
 
 

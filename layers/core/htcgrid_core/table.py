@@ -225,27 +225,27 @@ class TaskTable:
         expectation: Expectation,
         update: str,
         values: dict[str, Any],
-    ) -> Item:
+    ) -> None:
         condition, condition_values = condition_for(expectation)
         names = {"#state": "state"}
         if "#result" in update:  # RESULT is a DynamoDB reserved word
             names["#result"] = "result"
         try:
-            response = self._client.update_item(
+            # ReturnValues NONE: callers know the outcome of a write that succeeded, and
+            # returning the item would cost a read of it on every transition.
+            self._client.update_item(
                 TableName=self._name,
                 Key=keys.task_key(session_id, task_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={**values, **condition_values},
-                ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as failure:
             old: Item = dict(failure.response.get("Item", {}))  # type: ignore[call-overload]
             current = decode_record(old) if "state" in old else None
             raise TransitionRejected(task_id, name, current) from None
-        return response["Attributes"]
 
     def claim(
         self,
@@ -255,9 +255,9 @@ class TaskTable:
         lease_token: str,
         lease_expires_at: float,
         now: float,
-    ) -> TaskRecord:
+    ) -> None:
         """PENDING -> RUNNING with a lease: only one worker wins a given attempt."""
-        item = self._transition(
+        self._transition(
             session_id,
             task_id,
             "claim",
@@ -271,7 +271,6 @@ class TaskTable:
                 ":now": _n(now),
             },
         )
-        return decode_record(item)
 
     def release(self, completion: Completion) -> None:
         """Hand a leased task back: RUNNING -> PENDING at the same attempt, lease removed, so the
@@ -296,13 +295,13 @@ class TaskTable:
             {":expires": _n(lease_expires_at)},
         )
 
-    def record_success(self, completion: Completion, result: Data, now: float) -> TaskRecord:
+    def record_success(self, completion: Completion, result: Data, now: float) -> None:
         """Record an attempt's result, only if the caller still holds the attempt.
 
         A duplicate delivery, a late worker whose lease was taken over or a cancelled task gets
         ``TransitionRejected``: a result is recorded exactly once.
         """
-        item = self._transition(
+        self._transition(
             completion.session_id,
             completion.task_id,
             "record success",
@@ -315,13 +314,13 @@ class TaskTable:
                 ":now": _n(now),
             },
         )
-        return decode_record(item)
 
     def record_failure(
         self, completion: Completion, max_attempts: int, error: TaskError, now: float
-    ) -> TaskRecord:
+    ) -> TaskState:
         """Record a failed attempt: back to PENDING at the next attempt while the budget lasts
-        (and the error is retryable), else FAILED. Every attempt's error is kept."""
+        (and the error is retryable), else FAILED. Every attempt's error is kept. Returns the
+        state the task is now in."""
         target = state_after_failure(completion.attempt, max_attempts, retryable=error.retryable)
         update = "SET #state = :target, errors = list_append(if_not_exists(errors, :none), :error)"
         values: dict[str, Any] = {
@@ -336,7 +335,7 @@ class TaskTable:
             update += ", finished_at = :now"
             values[":now"] = _n(now)
         update += " REMOVE lease_token, lease_expires_at"
-        item = self._transition(
+        self._transition(
             completion.session_id,
             completion.task_id,
             "record failure",
@@ -344,11 +343,11 @@ class TaskTable:
             update,
             values,
         )
-        return decode_record(item)
+        return target
 
-    def cancel(self, session_id: str, task_id: str, now: float) -> TaskRecord:
+    def cancel(self, session_id: str, task_id: str, now: float) -> None:
         """Any unfinished task -> CANCELLED."""
-        item = self._transition(
+        self._transition(
             session_id,
             task_id,
             "cancel",
@@ -356,7 +355,6 @@ class TaskTable:
             "SET #state = :cancelled, finished_at = :now REMOVE lease_token, lease_expires_at",
             {":cancelled": _s(TaskState.CANCELLED), ":now": _n(now)},
         )
-        return decode_record(item)
 
     # -- reads -----------------------------------------------------------------------------------
 

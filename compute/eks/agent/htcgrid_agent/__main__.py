@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         default=defaults.slots,
         help="tasks run at once, one child process each (default %(default)s)",
     )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=defaults.prefetch,
+        help="messages taken beyond free slots, for fuller batches (default %(default)s)",
+    )
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--max-tasks", type=int, default=None, help="exit after N tasks")
     parser.add_argument("--max-idle", type=float, default=None, help="exit after S idle seconds")
@@ -60,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     return AgentConfig(
         handler=args.handler,
         slots=args.slots,
+        prefetch=max(0, args.prefetch),
         burst=args.burst,
         max_tasks=args.max_tasks,
         max_idle_s=args.max_idle,

@@ -40,9 +40,9 @@ from htcgrid_core.errors import (
 from htcgrid_core.lifecycle import retry_delay_s
 from htcgrid_core.models import TaskError, TaskMessage, TaskRecord, TaskState
 from htcgrid_core.payloads import result_key
-from htcgrid_core.queues import ReceivedTask
+from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
-from htcgrid_core.results import result_of
+from htcgrid_core.results import finished_result
 from htcgrid_core.table import Completion
 
 #: Longest back-off between fetch attempts after AWS errors.
@@ -161,23 +161,29 @@ class Worker:
     def _should_stop_idle(self) -> bool:
         if self.config.burst:
             with self._held_changed:
-                return self._held == 0
+                if self._held:
+                    return False
+            # Burst mode drains the queues, retries waiting out their backoff included.
+            queues = self.grid.queues
+            return all(queues.waiting(p) == 0 for p in range(queues.priority_levels))
         idle = time.monotonic() - self._last_work
         return self.config.max_idle_s is not None and idle > self.config.max_idle_s
 
     def _wait_for_free_slots(self) -> int:
-        """Block until a slot is free; how many messages may be taken now (0 when stopping)."""
+        """Block until the agent should fetch: nothing waits for a slot and fewer than
+        ``slots + prefetch`` messages are held. How many to take (0 when stopping)."""
+        capacity = self.config.slots + self.config.prefetch
         with self._held_changed:
             while not self._stopping.is_set():
-                limit = self.config.slots - self._held
+                limit = capacity - self._held
                 if self.config.max_tasks is not None:
                     remaining = self.config.max_tasks - self.processed - self._held
                     if remaining <= 0 and self._held == 0:
                         self._stopping.set()
                         return 0
                     limit = min(limit, remaining)
-                if limit > 0:
-                    return limit
+                if limit > 0 and self._buffer.empty():
+                    return min(limit, MAX_BATCH_ENTRIES)
                 self._held_changed.wait(1.0)
             return 0
 
@@ -233,6 +239,8 @@ class Worker:
                 if self._stopping.is_set():
                     return
                 continue
+            with self._held_changed:  # the buffer may be empty now: time to fetch more
+                self._held_changed.notify_all()
             try:
                 if self._stopping.is_set():
                     self._hand_back(queued.task)
@@ -331,8 +339,9 @@ class Worker:
                     result_key(message.session_id, message.task_id),
                     what="result",
                 )
-                record = table.record_success(completion, result, now)
+                table.record_success(completion, result, now)
                 TASKS.labels("succeeded").inc()
+                finished = finished_result(message, TaskState.SUCCEEDED, now, result=result)
             else:
                 error = TaskError(
                     type=outcome.error_type or "Error",
@@ -341,13 +350,14 @@ class Worker:
                     at=now,
                     retryable=outcome.retryable,
                 )
-                record = table.record_failure(completion, message.max_attempts, error, now)
+                state = table.record_failure(completion, message.max_attempts, error, now)
                 TASKS.labels("failed_attempt").inc()
-                if record.state is TaskState.PENDING:
-                    retry = message.model_copy(update={"attempt": record.attempt})
+                if state is TaskState.PENDING:
+                    retry = message.model_copy(update={"attempt": message.attempt + 1})
                     self.grid.queues.dispatch([retry], delay_s=retry_delay_s(message.attempt))
                     self._reporter.finished(task.queue_url, task.receipt_handle, None)
                     return
+                finished = finished_result(message, state, now, error=error)
         except TransitionRejected:
             # A duplicate delivery, a lost lease or a cancelled task: someone else's outcome
             # stands. Tell the session to look, and acknowledge.
@@ -372,7 +382,7 @@ class Worker:
             )
             return
         self._reporter.finished(
-            task.queue_url, task.receipt_handle, message.result_queue_url, result=result_of(record)
+            task.queue_url, task.receipt_handle, message.result_queue_url, result=finished
         )
 
     def _hand_back_held(self, task: ReceivedTask, completion: Completion) -> None:

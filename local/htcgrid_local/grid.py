@@ -1,0 +1,222 @@
+"""The local grid: emulator, stack from ``template.yaml``, and N worker agents, as one object.
+
+``LocalGrid`` is the composition root the demo, the end-to-end tests and ``htcgrid-local up``
+use. Without an endpoint it starts the embedded emulator and provisions the stack on it; with
+an emulator endpoint (LocalStack, a moto server) it provisions there; with ``clients.AWS`` it
+only reads the outputs of a stack ``sam deploy`` created. Either way it then starts agents
+(``python -m htcgrid_agent``) with the environment that points them at the grid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from htcgrid_local.clients import EMULATOR_CREDENTIALS, is_real_aws
+from htcgrid_local.emulator import Emulator, stop_process
+from htcgrid_local.provision import StackOutputs, provision_stack, read_stack_outputs
+
+#: The repository's template, found from this package's place in the source tree (local/).
+REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+#: How long a stopping agent may finish or hand back its tasks before it is killed.
+AGENT_GRACE_S = 30.0
+
+
+def default_template() -> Path:
+    """The source tree's ``template.yaml`` (this package sits in local/), else the cwd's."""
+    return REPO_TEMPLATE if REPO_TEMPLATE.exists() else Path.cwd() / "template.yaml"
+
+
+class LocalGrid:
+    """The whole grid on this machine (or the agents of a grid elsewhere).
+
+    ``start()`` returns once the stack exists and the agents are spawned; ``stop()`` stops the
+    agents (SIGTERM, then SIGKILL after ``agent_grace_s``) and then the emulator, if it started
+    one. Use as a context manager to have both done.
+    """
+
+    def __init__(
+        self,
+        agents: int = 2,
+        handler: str | None = None,
+        slots: int = 1,
+        stack_name: str = "htcgrid",
+        endpoint_url: str | None = None,
+        agent_env: dict[str, str] | None = None,
+        *,
+        template_path: str | Path | None = None,
+        parameters: dict[str, str] | None = None,
+        region: str = "us-east-1",
+        log_dir: str | Path | None = None,
+        agent_grace_s: float = AGENT_GRACE_S,
+        exit_with_parent: bool = True,
+    ) -> None:
+        if agents and not handler:
+            raise ValueError("agents need a handler ('module:function')")
+        self.agent_count = agents
+        self.handler = handler
+        self.slots = slots
+        self.stack_name = stack_name
+        self.region = region
+        self.template_path = Path(template_path) if template_path else default_template()
+        self.parameters = parameters
+        self.agent_grace_s = agent_grace_s
+        #: False for a grid meant to outlive this process (``htcgrid-local up --detach``).
+        self.exit_with_parent = exit_with_parent
+        self.agents: list[subprocess.Popen[bytes]] = []
+        self.emulator: Emulator | None = None
+        self._endpoint_url = endpoint_url
+        self._extra_agent_env = dict(agent_env or {})
+        self._outputs: StackOutputs | None = None
+        self._log_dir = Path(log_dir) if log_dir else None
+        self._logs: list[IO[bytes]] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> LocalGrid:
+        """Start the emulator (unless an endpoint was given), provision, start the agents."""
+        if self._outputs is not None:
+            return self
+        try:
+            if self._endpoint_url is None:
+                self.emulator = Emulator(
+                    region=self.region,
+                    log_path=self.log_dir / "emulator.log",
+                    exit_with_parent=self.exit_with_parent,
+                )
+                self.emulator.start()
+            if is_real_aws(self._endpoint_url):
+                self._outputs = read_stack_outputs(
+                    self.endpoint_url, self.stack_name, region=self.region
+                )
+            else:
+                self._outputs = provision_stack(
+                    self.endpoint_url,
+                    self.template_path,
+                    self.stack_name,
+                    self.parameters,
+                    region=self.region,
+                )
+            for _ in range(self.agent_count):
+                self.start_agent()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every agent, then the emulator this grid started. Safe to call twice."""
+        for agent in self.agents:
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGTERM)
+        for agent in self.agents:
+            stop_process(agent.pid, self.agent_grace_s, agent)
+        self.agents = []
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+        for log in self._logs:
+            log.close()
+        self._logs = []
+        self._outputs = None
+
+    def __enter__(self) -> LocalGrid:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what others need --------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where the grid's AWS APIs answer (``clients.AWS`` for a real account)."""
+        if self._endpoint_url is not None:
+            return self._endpoint_url
+        if self.emulator is None:
+            raise RuntimeError("the local grid is not started")
+        return self.emulator.endpoint_url
+
+    @property
+    def outputs(self) -> StackOutputs:
+        """The stack's Outputs (TaskTableName, SubmitWorkflowArn, ...)."""
+        if self._outputs is None:
+            raise RuntimeError("the local grid is not started")
+        return self._outputs
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the emulator's and the agents' output goes (a temporary directory by default)."""
+        if self._log_dir is None:
+            self._log_dir = Path(tempfile.mkdtemp(prefix="htcgrid-local-"))
+        return self._log_dir
+
+    def agent_env(self) -> dict[str, str]:
+        """The environment an agent or a client needs to reach this grid.
+
+        HTCGRID_* settings from the stack's outputs, the region, and for an emulator its URL
+        and dummy credentials (a real account keeps the ambient credentials).
+        """
+        outputs = self.outputs
+        env = {
+            "HTCGRID_TABLE_NAME": outputs["TaskTableName"],
+            "HTCGRID_BUCKET_NAME": outputs["DataBucketName"],
+            "HTCGRID_QUEUE_PREFIX": outputs["QueuePrefix"],
+            "HTCGRID_PRIORITY_LEVELS": outputs["PriorityLevels"],
+            "HTCGRID_MAX_ATTEMPTS": outputs["MaxAttempts"],
+            "HTCGRID_LEASE_DURATION_S": outputs["LeaseDurationSeconds"],
+            "HTCGRID_INLINE_THRESHOLD_BYTES": outputs["InlinePayloadThresholdBytes"],
+            "HTCGRID_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+        if not is_real_aws(self.endpoint_url):
+            env["HTCGRID_ENDPOINT_URL"] = self.endpoint_url
+            env.update(EMULATOR_CREDENTIALS)
+        return env
+
+    def start_agent(self) -> subprocess.Popen[bytes]:
+        """Start one more agent (``python -m htcgrid_agent``) and return its process."""
+        if self.handler is None:
+            raise ValueError("this grid has no handler for agents")
+        index = len(self.agents)
+        log = (self.log_dir / f"agent-{index}.log").open("ab")
+        self._logs.append(log)
+        env = {**os.environ, **self.agent_env(), **self._extra_agent_env}
+        if not is_real_aws(self.endpoint_url):
+            # Whatever profile the developer has must not win over the emulator's credentials.
+            env.pop("AWS_PROFILE", None)
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "htcgrid_agent",
+                "--handler",
+                self.handler,
+                "--slots",
+                str(self.slots),
+                "--name",
+                f"local-{index}",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.agents.append(agent)
+        return agent
+
+    def kill_agent(self, index: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to agent ``index`` (SIGKILL: a crash; SIGTERM: a scale-in)."""
+        self.agents[index].send_signal(sig)
