@@ -147,17 +147,17 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from htcgrid_local.emulator import STOP_GRACE_S, stop_process
+    from htcgrid_local.emulator import STOP_GRACE_S, stop_processes
     from htcgrid_local.grid import AGENT_GRACE_S
 
     state = _read_state(args.state_file)
     if state is None:
         return 1
     pids = state.get("pids", {})
-    for pid in pids.get("agents", []):
-        stop_process(int(pid), AGENT_GRACE_S)
+    # Agents first, while the emulator still answers: they hand back what they hold.
+    stop_processes([int(pid) for pid in pids.get("agents", [])], AGENT_GRACE_S)
     if pids.get("emulator"):
-        stop_process(int(pids["emulator"]), STOP_GRACE_S)
+        stop_processes([int(pids["emulator"])], STOP_GRACE_S)
     args.state_file.unlink(missing_ok=True)
     print(f"local grid at {state.get('endpoint_url')} stopped")
     return 0

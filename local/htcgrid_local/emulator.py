@@ -162,24 +162,45 @@ def is_serving(endpoint_url: str, timeout_s: float = 2.0) -> bool:
 
 def stop_process(pid: int, grace_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM ``pid``, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    stop_processes([process if process is not None else pid], grace_s)
+
+
+def stop_processes(targets: list[subprocess.Popen[bytes] | int], grace_s: float) -> None:
+    """SIGTERM every target once, wait up to ``grace_s`` for all, then SIGKILL the rest.
+
+    One SIGTERM each, all at once: an agent takes a second SIGTERM as "abort now", and the
+    grace period runs for all of them together, not one after the other. A target is a child
+    ``Popen`` (reaped here) or the pid of a process started by another (``htcgrid-local down``).
+    """
+    for target in targets:
+        _signal(target, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if process is not None:
-            if process.poll() is not None:
-                return
-        elif not _alive(pid):
-            return
-        time.sleep(0.05)
+    pending = list(targets)
+    while pending and time.monotonic() < deadline:
+        pending = [target for target in pending if _running(target)]
+        if pending:
+            time.sleep(0.05)
+    for target in pending:
+        _signal(target, signal.SIGKILL)
+        if isinstance(target, subprocess.Popen):
+            target.wait(timeout=grace_s)
+
+
+def _signal(target: subprocess.Popen[bytes] | int, sig: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        if isinstance(target, subprocess.Popen):
+            if target.poll() is None:
+                target.send_signal(sig)
+        else:
+            os.kill(target, sig)
     except ProcessLookupError:
-        return
-    if process is not None:
-        process.wait(timeout=grace_s)
+        pass  # exited between the check and the signal: nothing left to stop
+
+
+def _running(target: subprocess.Popen[bytes] | int) -> bool:
+    if isinstance(target, subprocess.Popen):
+        return target.poll() is None
+    return _alive(target)
 
 
 def _alive(pid: int) -> bool:

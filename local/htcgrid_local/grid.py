@@ -14,12 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from htcgrid_local.clients import EMULATOR_CREDENTIALS, is_real_aws
-from htcgrid_local.emulator import Emulator, stop_process
+from htcgrid_local.emulator import Emulator, stop_processes
 from htcgrid_local.provision import StackOutputs, provision_stack, read_stack_outputs
 
 #: The repository's template, found from this package's place in the source tree (local/).
@@ -56,12 +57,15 @@ class LocalGrid:
         log_dir: str | Path | None = None,
         agent_grace_s: float = AGENT_GRACE_S,
         exit_with_parent: bool = True,
+        agent_args: Sequence[str] = (),
     ) -> None:
         if agents and not handler:
             raise ValueError("agents need a handler ('module:function')")
         self.agent_count = agents
         self.handler = handler
         self.slots = slots
+        #: Extra command-line arguments for every agent (e.g. ``["--prefetch", "6"]``).
+        self.agent_args = list(agent_args)
         self.stack_name = stack_name
         self.region = region
         self.template_path = Path(template_path) if template_path else default_template()
@@ -112,11 +116,7 @@ class LocalGrid:
 
     def stop(self) -> None:
         """Stop every agent, then the emulator this grid started. Safe to call twice."""
-        for agent in self.agents:
-            if agent.poll() is None:
-                agent.send_signal(signal.SIGTERM)
-        for agent in self.agents:
-            stop_process(agent.pid, self.agent_grace_s, agent)
+        stop_processes(list(self.agents), self.agent_grace_s)
         self.agents = []
         if self.emulator is not None:
             self.emulator.stop()
@@ -207,6 +207,7 @@ class LocalGrid:
                 str(self.slots),
                 "--name",
                 f"local-{index}",
+                *self.agent_args,
             ],
             env=env,
             stdin=subprocess.DEVNULL,

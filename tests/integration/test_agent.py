@@ -189,15 +189,15 @@ def test_sigterm_mid_task_finishes_held_tasks_and_loses_nothing(
     assert set(states(grid, session_id, batch.task_ids).values()) == {TaskState.SUCCEEDED}
 
 
-def test_a_message_that_is_not_a_task_goes_back_to_its_queue(
-    grid: GridResources, grid_settings: GridSettings
+def test_a_message_that_is_not_a_task_ends_in_the_dlq_and_nothing_else_is_lost(
+    grid: GridResources, grid_settings: GridSettings, session_id: str
 ) -> None:
     sqs = aws.sqs(grid_settings.endpoint_url, grid_settings.region)
     url = grid.queues.task_queue_url(1)
     sqs.send_message(QueueUrl=url, MessageBody='{"hello": "world"}')
-    agent = Worker(AgentConfig(handler=HANDLER, max_tasks=1, long_poll_s=1), grid)
-    agent.work()
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    visible = int(attributes["ApproximateNumberOfMessages"])
-    in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
-    assert visible + in_flight == 1  # not deleted: it reaches the DLQ after its receive count
+    batch = submit(grid, session_id, [{"value": i} for i in range(5)])
+    run_burst(grid)
+    dlq = sqs.get_queue_url(QueueName=f"{grid_settings.queue_prefix}-p1-dlq")["QueueUrl"]
+    (dead,) = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert dead["Body"] == '{"hello": "world"}'
+    assert set(states(grid, session_id, batch.task_ids).values()) == {TaskState.SUCCEEDED}

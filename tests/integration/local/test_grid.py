@@ -84,3 +84,46 @@ def test_cli_up_detached_env_and_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert not is_serving(state["endpoint_url"])
     assert not (tmp_path / ".htcgrid" / "local.json").exists()
+
+
+CHILD = """
+import signal, sys, time
+terms = []
+def on_term(signum, frame):
+    terms.append(signum)
+    if len(terms) > 1:
+        sys.exit(2)  # a second SIGTERM means "abort", as for an agent
+signal.signal(signal.SIGTERM, on_term)
+print("ready", flush=True)
+while not terms:
+    time.sleep(0.01)
+time.sleep(float(sys.argv[1]))  # finishing held work
+sys.exit(0)
+"""
+
+
+def spawn(finish_s: float) -> subprocess.Popen[bytes]:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(finish_s)], stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"ready\n"
+    return child
+
+
+def test_stopping_sends_one_sigterm_each_and_waits_for_them_together() -> None:
+    from htcgrid_local.emulator import stop_processes
+
+    children = [spawn(0.3), spawn(0.3)]
+
+    stop_processes(list(children), grace_s=5.0)
+
+    assert [child.returncode for child in children] == [0, 0]
+
+
+def test_stopping_kills_what_outlives_the_grace_period() -> None:
+    from htcgrid_local.emulator import stop_processes
+
+    child = spawn(60.0)
+
+    stop_processes([child], grace_s=0.5)
+
+    assert child.returncode == -9
