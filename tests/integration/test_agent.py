@@ -6,9 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,19 +20,9 @@ from htcgrid_core.resources import GridResources
 from htcgrid_core.settings import GridSettings
 from htcgrid_core.submissions import dispatch_submission
 from tests.integration.builders import persist, submit
+from tests.waiting import wait_for
 
 HANDLER = "htcgrid_examples.scripted:handler"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def run_burst(grid: GridResources, slots: int = 2, **config: Any) -> int:
@@ -172,8 +161,8 @@ def test_sigterm_mid_task_finishes_held_tasks_and_loses_nothing(
                 for t, s in states(grid, session_id, batch.task_ids).items()
                 if s is TaskState.RUNNING
             ],
-            60,
-            "the agent to start tasks",
+            timeout_s=60,
+            what="the agent to start tasks",
         )
         # WHEN it is told to stop mid-task
         agent.send_signal(signal.SIGTERM)

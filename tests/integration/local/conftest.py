@@ -8,7 +8,6 @@ tests use an emulator of their own rather than the run-wide one other tests shar
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,14 +43,3 @@ def aws(local_emulator: Emulator) -> Callable[[str], Any]:
         return client(service, local_emulator.endpoint_url)
 
     return make
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout_s} s")

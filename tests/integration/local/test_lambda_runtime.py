@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from htcgrid_local.provision import StackOutputs
-from tests.integration.local.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
