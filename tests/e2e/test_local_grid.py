@@ -139,3 +139,25 @@ def test_cli_rejects_a_payload_that_is_not_json_with_exit_code_2(local_grid: Loc
     rejected = run_cli(local_grid, "submit", "{not json")
     assert rejected.returncode == 2
     assert "payload 1 is not JSON" in rejected.stderr
+
+
+def test_a_large_list_is_split_into_submissions_within_the_workflows_limits(client: Grid) -> None:
+    payloads = [{"value": i, "pad": "x" * 900} for i in range(1200)]  # ~1.1 MB in all
+    with client.open_session(stream_results=False) as session:
+        task_ids = session.submit(payloads, submission_token="big")
+        tokens = {f"big.{n}" for n in range(10)}
+        derived = {keys.task_id_for(session.id, t, i) for t in tokens for i in range(1200)}
+        assert len(task_ids) == len(set(task_ids)) == 1200
+        assert set(task_ids) <= derived
+        assert len({t for t in tokens if keys.task_id_for(session.id, t, 0) in task_ids}) > 4
+
+
+def test_resubmitting_with_the_same_token_creates_no_duplicates(client: Grid) -> None:
+    with client.open_session() as session:
+        first = session.submit([{"value": i} for i in range(20)], submission_token="retry-me")
+        again = session.submit([{"value": i} for i in range(20)], submission_token="retry-me")
+        results = session.wait(timeout=120)
+        status = session.status()
+    assert again == first
+    assert sorted(r.task_id for r in results) == sorted(first)
+    assert status.total == 20

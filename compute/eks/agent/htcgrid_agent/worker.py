@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -83,6 +83,7 @@ class Worker:
         self._leases_lock = threading.Lock()
         self._reporter = Reporter(grid.queues, config.flush_interval_s)
         self._last_work = time.monotonic()
+        self._long_polls: dict[int, Future[list[ReceivedTask]]] = {}
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -136,27 +137,32 @@ class Worker:
         delay = 0.5
         levels = self.grid.queues.priority_levels
         with ThreadPoolExecutor(max_workers=levels, thread_name_prefix="poll") as pollers:
-            while not self._stopping.is_set():
-                free = self._wait_for_free_slots()
-                if free == 0:
-                    continue
-                try:
-                    received = self._receive(free, pollers)
-                except (ClientError, BotoCoreError) as error:
-                    logger.warning("fetch failed, backing off", extra={"error": str(error)})
-                    self._stopping.wait(delay)
-                    delay = min(MAX_RECONNECT_DELAY_S, delay * 2)
-                    continue
-                delay = 0.5
-                if self._stopping.is_set():
-                    for task in received:  # arrived during shutdown: not ours to run
-                        self._hand_back(task)
-                    break
-                if received:
-                    self._last_work = time.monotonic()
-                    self._take(received)
-                elif self._should_stop_idle():
-                    break
+            try:
+                while not self._stopping.is_set():
+                    free = self._wait_for_free_slots()
+                    if free == 0:
+                        continue
+                    try:
+                        received = self._receive(free, pollers)
+                    except (ClientError, BotoCoreError) as error:
+                        logger.warning("fetch failed, backing off", extra={"error": str(error)})
+                        self._stopping.wait(delay)
+                        delay = min(MAX_RECONNECT_DELAY_S, delay * 2)
+                        continue
+                    delay = 0.5
+                    if self._stopping.is_set():
+                        for task in received:  # arrived during shutdown: not ours to run
+                            self._hand_back(task)
+                        break
+                    if received:
+                        self._last_work = time.monotonic()
+                        self._take(received)
+                    elif self._should_stop_idle():
+                        break
+            finally:
+                # Long polls still waiting may yet bring messages: those go straight back.
+                for task in self._collect_long_polls(block_for_all=True):
+                    self._hand_back(task)
 
     def _should_stop_idle(self) -> bool:
         if self.config.burst:
@@ -188,17 +194,44 @@ class Worker:
             return 0
 
     def _receive(self, free: int, pollers: ThreadPoolExecutor) -> list[ReceivedTask]:
-        """Highest priority first: a quick look at each queue in order; if all are empty, one
-        long poll on all of them at once (so low priorities wait no longer than high ones)."""
+        """Highest priority first: a quick look at each queue in order; if all are empty, a
+        long poll on each at once, returning as soon as any brings work (so low priorities
+        wait no longer than high ones). Polls still waiting are collected on later rounds."""
+        received = self._collect_long_polls()
+        if received:
+            return received
         queues = self.grid.queues
         levels = range(queues.priority_levels - 1, -1, -1)
         for priority in levels:
+            if priority in self._long_polls:
+                continue  # a long poll is already waiting on this queue
             received = queues.receive_tasks(priority, free, wait_s=0)
             if received:
                 return received
         wait_s = 1 if self.config.burst else self.config.long_poll_s
-        polls = [pollers.submit(queues.receive_tasks, p, free, wait_s) for p in levels]
-        return [task for poll in polls for task in poll.result()]
+        for priority in levels:
+            if priority not in self._long_polls:
+                self._long_polls[priority] = pollers.submit(
+                    queues.receive_tasks, priority, free, wait_s
+                )
+        wait(self._long_polls.values(), return_when=FIRST_COMPLETED)
+        return self._collect_long_polls()
+
+    def _collect_long_polls(self, block_for_all: bool = False) -> list[ReceivedTask]:
+        """Messages from the long polls that have returned (all of them, if told to wait)."""
+        if block_for_all:
+            wait(self._long_polls.values())
+        received: list[ReceivedTask] = []
+        for priority, poll in list(self._long_polls.items()):
+            if poll.done():
+                del self._long_polls[priority]
+                try:
+                    received.extend(poll.result())
+                except (ClientError, BotoCoreError):
+                    if not block_for_all:
+                        raise
+                    # Shutting down: whatever that poll took comes back after its timeout.
+        return received
 
     def _take(self, received: list[ReceivedTask]) -> None:
         with self._held_changed:
