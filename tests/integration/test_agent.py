@@ -15,10 +15,17 @@ import pytest
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.worker import Worker
 from htcgrid_core import aws
-from htcgrid_core.models import InlineData, ResultNotice, TaskState
+from htcgrid_core.models import (
+    InlineData,
+    ResultNotice,
+    StoredData,
+    Submission,
+    TaskSpec,
+    TaskState,
+)
 from htcgrid_core.resources import GridResources
 from htcgrid_core.settings import GridSettings
-from htcgrid_core.submissions import dispatch_submission
+from htcgrid_core.submissions import dispatch_submission, persist_submission
 from tests.integration.builders import persist, submit
 from tests.waiting import wait_for
 
@@ -190,3 +197,28 @@ def test_a_message_that_is_not_a_task_ends_in_the_dlq_and_nothing_else_is_lost(
     (dead,) = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
     assert dead["Body"] == '{"hello": "world"}'
     assert set(states(grid, session_id, batch.task_ids).values()) == {TaskState.SUCCEEDED}
+
+
+def test_a_missing_or_altered_stored_payload_fails_its_task_with_the_reason(
+    grid: GridResources, grid_settings: GridSettings, session_id: str
+) -> None:
+    prefix = f"sessions/{session_id}/payloads"
+    altered = grid.payloads.encode({"value": "x" * 40_000}, f"{prefix}/altered.json")
+    assert isinstance(altered, StoredData)
+    aws.s3(grid_settings.endpoint_url, grid_settings.region).put_object(
+        Bucket=grid_settings.bucket_name, Key=altered.s3_key, Body=b'{"value": "swapped"}'
+    )
+    missing = StoredData(s3_key=f"{prefix}/missing.json", size=10, sha256="0" * 64)
+    submission = Submission(
+        session_id=session_id,
+        submission_token="stored",
+        tasks=[TaskSpec(payload=missing), TaskSpec(payload=altered)],
+    )
+    batch = persist_submission(submission, grid)
+    dispatch_submission(batch, grid)
+    run_burst(grid)
+    records = grid.table.get_records(session_id, batch.task_ids)
+    gone, swapped = (records[t] for t in batch.task_ids)
+    assert gone.state is swapped.state is TaskState.FAILED
+    assert [e.type for e in gone.errors] == ["PayloadMissing"]
+    assert [e.type for e in swapped.errors] == ["PayloadIntegrityError"]

@@ -86,7 +86,14 @@ class Reporter:
                 # the results are recorded in the table, so the client can still read them.
                 logger.warning("result notice not sent", extra={"queue": url, "error": str(error)})
         for url, handles in deletes.items():
-            self._queues.delete(url, handles)
+            try:
+                self._queues.delete(url, handles)
+            except (ClientError, BotoCoreError) as error:
+                # Undeleted messages come back after their visibility timeout; their tasks are
+                # recorded, so the redelivery is a harmless duplicate. The reporter keeps going.
+                logger.warning(
+                    "acknowledgements not sent", extra={"queue": url, "error": str(error)}
+                )
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -257,9 +257,10 @@ class Worker:
             # It comes back by itself when its visibility timeout ends.
             logger.warning("hand-back failed", extra={"error": str(error)})
 
-    def _release_slot(self) -> None:
+    def _release_slot(self, processed: bool = False) -> None:
         with self._held_changed:
             self._held -= 1
+            self.processed += processed
             self._held_changed.notify_all()
 
     # -- one slot -------------------------------------------------------------------------------
@@ -285,8 +286,7 @@ class Worker:
                 # its visibility timeout and the conditional writes make the retry safe.
                 logger.error("task not reported", extra={"error": str(error)})
             finally:
-                self.processed += 1
-                self._release_slot()
+                self._release_slot(processed=True)
 
     def _process(self, slot: Slot, task: ReceivedTask) -> None:
         """Run one received message through claim, handler, record and report."""
@@ -307,7 +307,18 @@ class Worker:
             try:
                 outcome = self._run_handler(slot, message)
             except PayloadIntegrityError as error:
-                outcome = Outcome(error_type=type(error).__name__, error_message=str(error))
+                # The stored payload is not the one submitted: no retry can fix that.
+                outcome = Outcome(
+                    error_type=type(error).__name__, error_message=str(error), retryable=False
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    raise
+                outcome = Outcome(
+                    error_type="PayloadMissing",
+                    error_message=f"the task's payload is gone from S3: {error}",
+                    retryable=False,
+                )
             if outcome.aborted:
                 self._hand_back_held(task, completion)
                 return
