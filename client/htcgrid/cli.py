@@ -23,6 +23,7 @@ examples:
   htcgrid --local submit --file tasks.jsonl --priority 2 --wait
   htcgrid --stack htcgrid status 3f9c2a...
   htcgrid --local results 3f9c2a... --json > results.jsonl
+  htcgrid --local cancel 3f9c2a...                          # the whole session
 
 exit codes: 0 ok, 1 the grid refused or failed the request, 2 bad usage, 3 grid not found
 """
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="tasks per state in a session")
     status.add_argument("session")
+
+    cancel = commands.add_parser("cancel", help="cancel a session, or some of its tasks")
+    cancel.add_argument("session")
+    cancel.add_argument("--task-id", action="append", help="only these tasks (repeatable)")
 
     results = commands.add_parser("results", help="results of a session's finished tasks")
     results.add_argument("session")
@@ -147,10 +152,22 @@ def _results(args: argparse.Namespace, grid: Grid, console: Console) -> int:
     return EXIT_OK
 
 
+def _cancel(args: argparse.Namespace, grid: Grid, console: Console) -> int:
+    report = grid.cancel(args.session, args.task_id)
+    if args.json:
+        _emit(console, True, report.model_dump(mode="json"))
+    else:
+        console.print(
+            f"session [bold]{report.session_id}[/]: {report.cancelled} tasks cancelled, "
+            f"{report.already_finished} had already finished"
+        )
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=args.json)
-    commands = {"submit": _submit, "status": _status, "results": _results}
+    commands = {"submit": _submit, "status": _status, "cancel": _cancel, "results": _results}
     try:
         return commands[args.command](args, _connect(args), console)
     except GridNotFoundError as error:

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from htcgrid.connection import GridEndpoints
 from htcgrid.errors import QueryFailedError, SubmissionFailedError
 from htcgrid_core.models import (
+    CancelReport,
+    CancelRequest,
     ResultsPage,
     ResultsQuery,
     SessionStatus,
@@ -133,9 +135,9 @@ class Grid:
 
     # -- the status function ------------------------------------------------------------------
 
-    def _query(self, query: BaseModel) -> dict[str, Any]:
+    def _query(self, query: BaseModel, function: str = "StatusFunctionName") -> dict[str, Any]:
         response = self.endpoints.client("lambda").invoke(
-            FunctionName=self.endpoints.output("StatusFunctionName"),
+            FunctionName=self.endpoints.output(function),
             Payload=query.model_dump_json(exclude_none=True).encode(),
         )
         payload: dict[str, Any] = json.loads(response["Payload"].read())
@@ -153,6 +155,23 @@ class Grid:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""
         query = ResultsQuery(session_id=session_id, task_ids=task_ids)
         return ResultsPage.model_validate(self._query(query))
+
+    def cancel(self, session_id: str, task_ids: list[str] | None = None) -> CancelReport:
+        """Cancel the named tasks (1,000 at most), or every unfinished task of the session.
+        Pending tasks never start; running ones are stopped by their agent within a heartbeat;
+        a task that finished first keeps its outcome."""
+        cancelled = already_finished = 0
+        token: str | None = None
+        while True:
+            request = CancelRequest(session_id=session_id, task_ids=task_ids, next_token=token)
+            report = CancelReport.model_validate(self._query(request, "CancelFunctionName"))
+            cancelled += report.cancelled
+            already_finished += report.already_finished
+            token = report.next_token
+            if token is None:
+                return CancelReport(
+                    session_id=session_id, cancelled=cancelled, already_finished=already_finished
+                )
 
     def iter_results(self, session_id: str, page_size: int = 500) -> Iterator[TaskResult]:
         """Every finished task of a session, page by page."""

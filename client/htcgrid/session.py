@@ -24,6 +24,7 @@ from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     MAX_TASKS_PER_SUBMISSION,
+    CancelReport,
     Data,
     InlineData,
     ResultNotice,
@@ -88,6 +89,7 @@ class Session:
         self.result_queue_url = result_queue_url
         self._outstanding: dict[str, float] = {}
         self._seen: set[str] = set()
+        self._reconcile_due = False
 
     @classmethod
     def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
@@ -229,6 +231,13 @@ class Session:
         """Counts per state, from the grid."""
         return self.grid.status(self.id)
 
+    def cancel(self, task_ids: list[str] | None = None) -> CancelReport:
+        """Cancel the named tasks, or all of this session's unfinished tasks. Their results
+        (state CANCELLED) still come out of ``results()``."""
+        report = self.grid.cancel(self.id, task_ids)
+        self._reconcile_due = True  # no agent reports a task it never ran
+        return report
+
     def results(self, timeout: float | None = None) -> Iterator[Completed]:
         """Yield each submitted task's result once, in completion order, until none is
         outstanding. Raises ``ResultsTimeoutError`` if ``timeout`` seconds pass first."""
@@ -247,10 +256,13 @@ class Session:
             else:
                 batch = []
                 time.sleep(min(1.0, remaining if remaining is not None else 1.0))
-            if not batch and time.monotonic() - last_progress >= (
-                RECONCILE_AFTER_S if self.result_queue_url else 1.0
+            if self._reconcile_due or (
+                not batch
+                and time.monotonic() - last_progress
+                >= (RECONCILE_AFTER_S if self.result_queue_url else 1.0)
             ):
-                batch = self._reconcile()
+                self._reconcile_due = False
+                batch += self._reconcile()
                 last_progress = time.monotonic()
             for completed in batch:
                 last_progress = time.monotonic()

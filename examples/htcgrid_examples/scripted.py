@@ -30,6 +30,9 @@ class PermanentScriptedError(RuntimeError):
 
 def handler(event: dict[str, Any], context: Any) -> Any:
     attempt = int(getattr(context, "attempt", 1))
+    if event.get("touch"):
+        with open(event["touch"], "a", encoding="utf-8") as marker:
+            marker.write(f"{context.aws_request_id} {attempt}\n")
     if event.get("sleep"):
         time.sleep(float(event["sleep"]))
     if event.get("crash"):

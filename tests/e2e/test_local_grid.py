@@ -161,3 +161,23 @@ def test_resubmitting_with_the_same_token_creates_no_duplicates(client: Grid) ->
     assert again == first
     assert sorted(r.task_id for r in results) == sorted(first)
     assert status.total == 20
+
+
+def test_cancelling_a_session_ends_its_unfinished_tasks_cancelled(client: Grid) -> None:
+    with client.open_session() as session:
+        task_ids = session.submit([{"value": i, "sleep": 30} for i in range(6)], timeout_s=600)
+        report = session.cancel()
+        results = session.wait(timeout=120)
+    assert report.cancelled + report.already_finished <= 6
+    assert sorted(r.task_id for r in results) == sorted(task_ids)
+    assert {r.state for r in results} == {TaskState.CANCELLED}
+
+
+def test_cli_cancels_named_tasks(client: Grid, local_grid: LocalGrid) -> None:
+    with client.open_session(stream_results=False) as session:
+        task_ids = session.submit([{"value": 1, "sleep": 30}], timeout_s=600)
+    cancelled = run_cli(local_grid, "cancel", session.id, "--task-id", task_ids[0])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["cancelled"] == 1
+    (result,) = client.fetch_results(session.id, task_ids).results
+    assert result.state is TaskState.CANCELLED

@@ -18,6 +18,7 @@ import pytest
 
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
+    CancelReport,
     DispatchBatch,
     InlineData,
     ResultsPage,
@@ -141,3 +142,16 @@ def test_results_returns_finished_tasks(
 def test_status_rejects_an_unknown_action(invoke: Invoke, session_id: str) -> None:
     with pytest.raises(InvalidSubmissionError, match="action"):
         invoke("status", {"action": "explode", "session_id": session_id})
+
+
+def test_cancel_cancels_the_sample_session(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    batch = DispatchBatch.model_validate(
+        invoke("submission", event("submission", session_id=session_id))
+    )
+    report = CancelReport.model_validate(invoke("cancel", event("cancel", session_id=session_id)))
+    assert report.cancelled == 2
+    assert report.next_token is None
+    records = grid.table.get_records(session_id, batch.task_ids)
+    assert {r.state for r in records.values()} == {TaskState.CANCELLED}

@@ -39,6 +39,11 @@ def submission_key(session_id: str, submission_token: str) -> dict[str, dict[str
     return {"pk": {"S": f"session#{session_id}"}, "sk": {"S": f"submission#{submission_token}"}}
 
 
+def session_key(session_id: str) -> dict[str, dict[str, str]]:
+    """The DynamoDB key of a session's own record (cancellation flags)."""
+    return {"pk": {"S": f"session#{session_id}"}, "sk": {"S": "session"}}
+
+
 def task_id_for(session_id: str, submission_token: str, index: int) -> str:
     """The id of the ``index``-th task of a submission.
 

@@ -233,6 +233,37 @@ class StatusFunctionInput(RootModel[StatusFunctionQuery]):
     """What the status function accepts: either query, told apart by its ``action``."""
 
 
+class CancelRequest(Document):
+    """Input of the cancel function: a whole session, or the named tasks of it.
+
+    Cancelling a large session takes several calls: each cancels up to ``limit`` tasks and
+    returns a ``next_token`` until none is left. Agents stop starting the session's tasks from
+    the first call on.
+    """
+
+    session_id: SessionId
+    task_ids: list[TaskId] | None = Field(default=None, min_length=1, max_length=1000)
+    next_token: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(default=1000, ge=1, le=5000)
+
+
+class CancelReport(Document):
+    """What a cancel call did: tasks it moved to CANCELLED, tasks already finished."""
+
+    session_id: SessionId
+    cancelled: int
+    already_finished: int
+    next_token: str | None = None
+
+
+class SessionFlags(Document):
+    """What agents read of a session to know whether its tasks may still run."""
+
+    cancelled: bool = False
+    #: Some of the session's tasks were cancelled one by one: check a task before running it.
+    has_cancelled_tasks: bool = False
+
+
 #: Every document published as JSON Schema under docs/schema/.
 PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     Submission,
@@ -246,4 +277,6 @@ PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     StatusQuery,
     ResultsQuery,
     ResultsPage,
+    CancelRequest,
+    CancelReport,
 )

@@ -61,11 +61,12 @@ def session_status(session_id: str, table: TaskTable) -> SessionStatus:
     return SessionStatus(session_id=session_id, counts=table.count_states(session_id))
 
 
-def _encode_token(shard: int, key: dict[str, object] | None) -> str:
+def encode_token(shard: int, key: dict[str, object] | None) -> str:
+    """A position in a session's shards, for a paged call to resume from."""
     return base64.urlsafe_b64encode(json.dumps({"shard": shard, "key": key}).encode()).decode()
 
 
-def _decode_token(token: str) -> tuple[int, dict[str, object] | None]:
+def decode_token(token: str) -> tuple[int, dict[str, object] | None]:
     try:
         position = json.loads(base64.urlsafe_b64decode(token.encode()))
         shard, key = int(position["shard"]), position["key"]
@@ -87,7 +88,7 @@ def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
             results=[result_of(r) for r in finished],
             missing=[t for t in query.task_ids if t not in done],
         )
-    shard, key = _decode_token(query.next_token) if query.next_token else (0, None)
+    shard, key = decode_token(query.next_token) if query.next_token else (0, None)
     results: list[TaskResult] = []
     while shard < keys.SESSION_SHARDS and len(results) < query.limit:
         page, key = table.page_finished(query.session_id, shard, key, query.limit - len(results))
@@ -95,4 +96,4 @@ def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
         if key is None:
             shard += 1
     more = shard < keys.SESSION_SHARDS
-    return ResultsPage(results=results, next_token=_encode_token(shard, key) if more else None)
+    return ResultsPage(results=results, next_token=encode_token(shard, key) if more else None)

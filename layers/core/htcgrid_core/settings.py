@@ -34,6 +34,15 @@ class GridSettings(BaseSettings):
     lease_duration_s: int = Field(
         default=60, ge=5, le=43200, description="How long a lease lives without a heartbeat."
     )
+    heartbeat_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "How often an agent checks its running tasks for cancellation (and extends leases "
+            "that are a third spent): a cancelled task stops within this long."
+        ),
+    )
     lease_threshold_s: int = Field(
         default=240,
         ge=0,

@@ -26,7 +26,7 @@ from htcgrid_core.lifecycle import (
     expect_holder,
     state_after_failure,
 )
-from htcgrid_core.models import Data, TaskError, TaskRecord, TaskState
+from htcgrid_core.models import Data, SessionFlags, TaskError, TaskRecord, TaskState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -354,6 +354,53 @@ class TaskTable:
             expect_cancellable(),
             "SET #state = :cancelled, finished_at = :now REMOVE lease_token, lease_expires_at",
             {":cancelled": _s(TaskState.CANCELLED), ":now": _n(now)},
+        )
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    def flag_session(self, session_id: str, now: float, *, whole_session: bool) -> None:
+        """Record on the session that it (or some of its tasks) was cancelled, for agents."""
+        update = "ADD task_cancels :one SET flagged_at = :now"
+        if whole_session:
+            update += ", cancelled_at = if_not_exists(cancelled_at, :now)"
+        self._client.update_item(
+            TableName=self._name,
+            Key=keys.session_key(session_id),
+            UpdateExpression=update,
+            ExpressionAttributeValues={":one": _n(1), ":now": _n(now)},
+        )
+
+    def session_flags(self, session_id: str) -> SessionFlags:
+        """The session's cancellation flags (strongly consistent)."""
+        item = self._client.get_item(
+            TableName=self._name, Key=keys.session_key(session_id), ConsistentRead=True
+        ).get("Item", {})
+        return SessionFlags(
+            cancelled="cancelled_at" in item, has_cancelled_tasks="task_cancels" in item
+        )
+
+    def page_unfinished(
+        self, session_id: str, shard: int, start_key: Item | None, limit: int
+    ) -> tuple[list[str], Item | None]:
+        """Up to ``limit`` ids of a shard's unfinished tasks, from ``start_key``, and where to
+        resume."""
+        paging: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        response = self._client.query(
+            TableName=self._name,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="#state IN (:pending, :running)",
+            ProjectionExpression="sk",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":pk": _s(keys.shard_partition(session_id, shard)),
+                ":pending": _s(TaskState.PENDING),
+                ":running": _s(TaskState.RUNNING),
+            },
+            Limit=limit,
+            **paging,
+        )
+        return [item["sk"]["S"] for item in response.get("Items", [])], response.get(
+            "LastEvaluatedKey"
         )
 
     # -- reads -----------------------------------------------------------------------------------

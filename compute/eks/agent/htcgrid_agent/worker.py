@@ -30,6 +30,7 @@ from htcgrid_agent.context import TaskContext
 from htcgrid_agent.log import logger
 from htcgrid_agent.metrics import BUSY_SLOTS, HANDLER_SECONDS, TASKS
 from htcgrid_agent.reporter import Reporter
+from htcgrid_agent.sessions import SessionWatch
 from htcgrid_agent.slots import Outcome, Slot
 from htcgrid_core.errors import (
     InvalidSubmissionError,
@@ -55,6 +56,21 @@ class _Lease:
     queue_url: str
     receipt_handle: str
     lost: bool = False
+    extended_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Running:
+    """A task whose handler is running, and how to stop it."""
+
+    message: TaskMessage
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: Why it was stopped: "cancelled" (the task ends CANCELLED) or "abort" (handed back).
+    reason: str | None = None
+
+    def halt(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.stop.set()
 
 
 @dataclass(order=True)
@@ -80,6 +96,8 @@ class Worker:
         self._held = 0  # received and not yet finished
         self._held_changed = threading.Condition()
         self._leases: dict[str, _Lease] = {}
+        self._running: dict[str, _Running] = {}
+        self._sessions = SessionWatch(grid.table, grid.settings.heartbeat_interval_s)
         self._leases_lock = threading.Lock()
         self._reporter = Reporter(grid.queues, config.flush_interval_s)
         self._last_work = time.monotonic()
@@ -91,6 +109,9 @@ class Worker:
         if self._stopping.is_set():
             logger.warning("second signal: aborting, handing back running tasks")
             self._aborting.set()
+            with self._leases_lock:
+                for running in self._running.values():
+                    running.halt("abort")
         else:
             logger.info("signal received: finishing held tasks, taking no more")
         self._stopping.set()
@@ -297,15 +318,22 @@ class Worker:
             TASKS.labels("poison").inc()
             self._hand_back(task)
             return
+        if self._cancelled_before_start(message):
+            TASKS.labels("cancelled").inc()
+            self._acknowledge_cancelled(task, message)
+            return
         lease_token: str | None = None
         if message.timeout_s > self.grid.settings.lease_threshold_s:
             lease_token = uuid.uuid4().hex
             if not self._claim(task, message, lease_token):
                 return
         completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
+        running = _Running(message)
+        with self._leases_lock:
+            self._running[message.task_id] = running
         try:
             try:
-                outcome = self._run_handler(slot, message)
+                outcome = self._run_handler(slot, message, running.stop)
             except PayloadIntegrityError as error:
                 # The stored payload is not the one submitted: no retry can fix that.
                 outcome = Outcome(
@@ -319,6 +347,10 @@ class Worker:
                     error_message=f"the task's payload is gone from S3: {error}",
                     retryable=False,
                 )
+            if outcome.aborted and running.reason == "cancelled":
+                TASKS.labels("cancelled").inc()
+                self._acknowledge_cancelled(task, message)
+                return
             if outcome.aborted:
                 self._hand_back_held(task, completion)
                 return
@@ -326,6 +358,7 @@ class Worker:
         finally:
             with self._leases_lock:
                 self._leases.pop(message.task_id, None)
+                self._running.pop(message.task_id, None)
 
     def _claim(self, task: ReceivedTask, message: TaskMessage, lease_token: str) -> bool:
         now = time.time()
@@ -358,7 +391,34 @@ class Worker:
             self._leases[message.task_id] = _Lease(completion, task.queue_url, task.receipt_handle)
         return True
 
-    def _run_handler(self, slot: Slot, message: TaskMessage) -> Outcome:
+    def _cancelled_before_start(self, message: TaskMessage) -> bool:
+        """Whether the task's session, or the task itself, was cancelled: then it never starts.
+        The session's flags are cached; a task is read only if its session had cancellations."""
+        flags = self._sessions.flags(message.session_id)
+        if flags.cancelled:
+            return True
+        if not flags.has_cancelled_tasks:
+            return False
+        record = self.grid.table.get_records(message.session_id, [message.task_id]).get(
+            message.task_id
+        )
+        return record is not None and record.state is TaskState.CANCELLED
+
+    def _acknowledge_cancelled(self, task: ReceivedTask, message: TaskMessage) -> None:
+        """A cancelled task's message is done with. If the cancel function has not reached the
+        task yet, cancel it here (conditionally: an outcome recorded first stands)."""
+        try:
+            self.grid.table.cancel(message.session_id, message.task_id, time.time())
+        except TransitionRejected:
+            pass  # already CANCELLED, or finished before the cancel
+        self._reporter.finished(
+            task.queue_url,
+            task.receipt_handle,
+            message.result_queue_url,
+            changed_task_id=message.task_id,
+        )
+
+    def _run_handler(self, slot: Slot, message: TaskMessage, stop: threading.Event) -> Outcome:
         payload = self.grid.payloads.decode(message.payload)
         started = time.time()
         context = TaskContext(
@@ -370,7 +430,7 @@ class Worker:
             deadline=started + message.timeout_s,
         )
         with HANDLER_SECONDS.time():
-            return slot.run(json.dumps(payload), context, message.timeout_s, self._aborting)
+            return slot.run(json.dumps(payload), context, message.timeout_s, stop)
 
     def _record(
         self, task: ReceivedTask, message: TaskMessage, completion: Completion, outcome: Outcome
@@ -441,22 +501,60 @@ class Worker:
     # -- leases -------------------------------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        """Extend every held lease and its message's visibility, a third of a lease at a time,
-        until teardown (running tasks keep their leases while the agent drains)."""
-        interval = self.grid.settings.lease_duration_s / 3
+        """Every heartbeat interval, until teardown: stop running tasks that were cancelled, and
+        extend each lease (and its message's visibility) once a third of it is spent."""
+        interval = self.grid.settings.heartbeat_interval_s
         while not self._heartbeat_stop.wait(interval):
+            try:
+                self._stop_cancelled()
+            except (ClientError, BotoCoreError) as error:
+                logger.warning("cancellation check failed", extra={"error": str(error)})
+            due = time.monotonic() - self.grid.settings.lease_duration_s / 3
             with self._leases_lock:
-                leases = [lease for lease in self._leases.values() if not lease.lost]
+                leases = [
+                    lease
+                    for lease in self._leases.values()
+                    if not lease.lost and lease.extended_at <= due
+                ]
             for lease in leases:
                 self._extend(lease)
+
+    def _stop_cancelled(self) -> None:
+        """Halt the handlers of running tasks whose session or task was cancelled."""
+        with self._leases_lock:
+            running = list(self._running.values())
+        by_session: dict[str, list[_Running]] = {}
+        for task in running:
+            by_session.setdefault(task.message.session_id, []).append(task)
+        for session_id, tasks in by_session.items():
+            flags = self._sessions.flags(session_id)
+            if flags.cancelled:
+                for task in tasks:
+                    task.halt("cancelled")
+            elif flags.has_cancelled_tasks:
+                records = self.grid.table.get_records(
+                    session_id, [task.message.task_id for task in tasks]
+                )
+                for task in tasks:
+                    record = records.get(task.message.task_id)
+                    if record is not None and record.state is TaskState.CANCELLED:
+                        task.halt("cancelled")
 
     def _extend(self, lease: _Lease) -> None:
         duration = self.grid.settings.lease_duration_s
         try:
             self.grid.table.extend_lease(lease.completion, time.time() + duration)
             self.grid.queues.change_visibility(lease.queue_url, lease.receipt_handle, duration * 2)
-        except TransitionRejected:
+            lease.extended_at = time.monotonic()
+        except TransitionRejected as rejected:
             lease.lost = True
             logger.warning("lease lost", extra={"task_id": lease.completion.task_id})
+            current = rejected.current
+            with self._leases_lock:
+                running = self._running.get(lease.completion.task_id)
+            if running is not None:
+                # Its result could never be recorded now: stop spending compute on it.
+                cancelled = current is not None and current.state is TaskState.CANCELLED
+                running.halt("cancelled" if cancelled else "abort")
         except (ClientError, BotoCoreError) as error:
             logger.warning("heartbeat failed", extra={"error": str(error)})

@@ -1,0 +1,21 @@
+"""Cancel function: cancel a session, or some of its tasks.
+
+Invoked by the client (lambda:InvokeFunction) with a CancelRequest; returns a CancelReport.
+"""
+
+from typing import Any
+
+from htcgrid_core.cancellation import cancel
+from htcgrid_core.models import CancelRequest
+from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.resources import get_resources
+from htcgrid_core.submissions import parse_document
+
+
+@lambda_entrypoint
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = parse_document(CancelRequest, event)
+    logger.append_keys(session_id=request.session_id)
+    report = cancel(request, get_resources().table)
+    metrics.add_metric(name="TasksCancelled", unit="Count", value=report.cancelled)
+    return report.model_dump(mode="json")
