@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,3 +223,21 @@ def test_a_missing_or_altered_stored_payload_fails_its_task_with_the_reason(
     assert gone.state is swapped.state is TaskState.FAILED
     assert [e.type for e in gone.errors] == ["PayloadMissing"]
     assert [e.type for e in swapped.errors] == ["PayloadIntegrityError"]
+
+
+def test_a_task_past_its_timeout_is_stopped_and_counts_as_a_failed_attempt(
+    grid: GridResources, session_id: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "attempts"
+    batch = submit(
+        grid,
+        session_id,
+        [{"sleep": 30, "touch": str(marker)}],
+        timeout_s=1,
+        max_attempts=2,
+    )
+    run_burst(grid)
+    record = grid.table.get_records(session_id, batch.task_ids)[batch.task_ids[0]]
+    assert record.state is TaskState.FAILED
+    assert [(e.type, e.attempt) for e in record.errors] == [("TaskTimeout", 1), ("TaskTimeout", 2)]
+    assert len(marker.read_text().splitlines()) == 2  # both attempts started, both were stopped
