@@ -26,7 +26,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from htcgrid_local import loopback, moto_patches
+from htcgrid_local import accounting, loopback, moto_patches
 from htcgrid_local.clients import EMULATOR_CREDENTIALS
 from htcgrid_local.lambda_runtime import LambdaMiddleware, WsgiApp
 
@@ -52,7 +52,13 @@ def build_app() -> WsgiApp:
     """moto's app, patched and configured, wrapped in the local Lambda runtime."""
     moto_patches.apply_all()
     moto_api_backend.set_config(MOTO_CONFIG)  # what POST /moto-api/config does, in-process
-    return LambdaMiddleware(DomainDispatcherApplication(create_backend_app))
+    app: WsgiApp = LambdaMiddleware(DomainDispatcherApplication(create_backend_app))
+    # Request accounting, only with HTCGRID_LOCAL_ACCOUNTING=1 (accounting.py): counts every
+    # request by caller, service and operation, over HTTP and loopback alike (the loopback is
+    # given this same app), and serves the counts at /_htcgrid/accounting.
+    if accounting.enabled():
+        app = accounting.install(app)
+    return app
 
 
 def handler_environment(endpoint_url: str, region: str) -> dict[str, str]:

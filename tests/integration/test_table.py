@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from htcgrid_core.errors import TransitionRejected
+from htcgrid_core.errors import RetryableError, TransitionRejected
 from htcgrid_core.models import InlineData, TaskError, TaskState
 from htcgrid_core.resources import GridResources
-from htcgrid_core.table import Completion
+from htcgrid_core.table import PERSISTING_STALE_AFTER_S, Completion, SubmissionStage
 from tests.integration.builders import persist
 
 pytestmark = pytest.mark.shared_stack
@@ -214,3 +214,25 @@ def test_resubmitting_a_token_after_progress_rewrites_nothing(
     assert record.state is TaskState.SUCCEEDED
     assert record.result == InlineData(inline="done")
     assert grid.table.count_states(session_id)[TaskState.PENDING] == 1
+
+
+def test_a_concurrent_attempt_at_the_same_submission_is_told_to_retry_later(
+    grid: GridResources, session_id: str
+) -> None:
+    now = time.time()
+    assert grid.table.begin_submission(session_id, "tok", 3, now) is None
+    with pytest.raises(RetryableError, match="being persisted by another attempt"):
+        grid.table.begin_submission(session_id, "tok", 3, now + 1)
+
+
+def test_an_attempt_that_died_while_persisting_is_taken_over(
+    grid: GridResources, session_id: str
+) -> None:
+    now = time.time()
+    assert grid.table.begin_submission(session_id, "tok", 3, now) is None
+    later = now + PERSISTING_STALE_AFTER_S + 1
+    assert grid.table.begin_submission(session_id, "tok", 3, later) is None
+    grid.table.advance_submission(session_id, "tok", SubmissionStage.PERSISTED)
+    assert grid.table.begin_submission(session_id, "tok", 3, later + 1000) is (
+        SubmissionStage.PERSISTED
+    )

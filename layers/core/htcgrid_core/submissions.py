@@ -115,9 +115,10 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
     stage = grid.table.begin_submission(
         submission.session_id, submission.submission_token, len(messages), now
     )
-    # PERSISTING means an earlier attempt died while writing: no message was sent yet, so
-    # rewriting the same PENDING records is safe. Past that, the tasks may be running.
-    if stage in (None, SubmissionStage.PERSISTING):
+    # None: this attempt owns the submission. If an earlier attempt died while writing, no
+    # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
+    # the tasks may be running and are never written again.
+    if stage is None:
         grid.table.put_new_tasks([record_of(m) for m in messages])
         grid.table.advance_submission(
             submission.session_id, submission.submission_token, SubmissionStage.PERSISTED

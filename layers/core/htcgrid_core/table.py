@@ -40,6 +40,11 @@ _WRITE_BATCH, _GET_BATCH = 25, 100
 _BATCH_RETRIES = 10
 
 
+#: An attempt still PERSISTING after this long died (the submission function times out at 30 s):
+#: a retry may take over.
+PERSISTING_STALE_AFTER_S = 90
+
+
 class SubmissionStage(StrEnum):
     """How far a submission got; a retried submission resumes from here."""
 
@@ -160,10 +165,13 @@ class TaskTable:
     def begin_submission(
         self, session_id: str, submission_token: str, task_count: int, now: float
     ) -> SubmissionStage | None:
-        """Record that a submission has started, unless it was seen before.
+        """Take ownership of persisting a submission, unless an attempt got further.
 
-        Returns None for a new submission, else the stage the earlier attempt reached (the
-        caller resumes from there, so a retry never rewrites a task that may have started).
+        Returns None when this attempt owns it (a new submission, or one whose earlier attempt
+        died while persisting), else the stage an earlier attempt reached: the caller resumes
+        from there, so a retry never rewrites a task that may have started. Raises
+        ``RetryableError`` while another attempt is persisting it right now: two attempts
+        writing the same tasks at once could reset one that the other already dispatched.
         """
         try:
             self._client.put_item(
@@ -174,12 +182,23 @@ class TaskTable:
                     "task_count": _n(task_count),
                     "started_at": _n(now),
                 },
-                ConditionExpression="attribute_not_exists(pk)",
+                # A record without a stage only holds a failure the workflow recorded.
+                ConditionExpression="attribute_not_exists(stage) OR "
+                "(stage = :persisting AND started_at < :stale)",
+                ExpressionAttributeValues={
+                    ":persisting": _s(SubmissionStage.PERSISTING),
+                    ":stale": _n(now - PERSISTING_STALE_AFTER_S),
+                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as failure:
             old: Item = dict(failure.response.get("Item", {}))  # type: ignore[call-overload]
-            return SubmissionStage(old["stage"]["S"]) if "stage" in old else None
+            stage = SubmissionStage(old["stage"]["S"])
+            if stage is SubmissionStage.PERSISTING:
+                raise RetryableError(
+                    f"submission {submission_token} is being persisted by another attempt"
+                ) from None
+            return stage
         return None
 
     def advance_submission(

@@ -1,9 +1,10 @@
 """The reporter: batches what finished tasks owe SQS.
 
 Slots hand it two things per finished task: a result notice for the session's result queue (if
-the session has one) and the message to delete. Every ``flush_interval_s`` it sends all notices
-first, then deletes, each batched: a message is only acknowledged once its notice is out, so a
-crash in between re-delivers the message and its notice is sent again.
+the session has one) and the message to delete. It sends all notices first, then deletes, each
+batched, every ``flush_interval_s`` or as soon as a queue has a full batch of ten to delete: a
+message is only acknowledged once its notice is out, so a crash in between re-delivers the
+message and its notice is sent again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from htcgrid_agent.log import logger
 from htcgrid_core.errors import RetryableError
 from htcgrid_core.models import ResultNotice, TaskResult
-from htcgrid_core.queues import Queues
+from htcgrid_core.queues import MAX_BATCH_ENTRIES, Queues
 
 #: Keep each notice well under SQS's 256 KiB message size.
 MAX_NOTICE_BYTES = 200 * 1024
@@ -50,6 +51,7 @@ class Reporter:
         self._changed: defaultdict[str, list[str]] = defaultdict(list)
         self._deletes: defaultdict[str, list[str]] = defaultdict(list)
         self._stop = threading.Event()
+        self._batch_full = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
 
     def start(self) -> None:
@@ -71,6 +73,8 @@ class Reporter:
             if result_queue_url and changed_task_id is not None:
                 self._changed[result_queue_url].append(changed_task_id)
             self._deletes[queue_url].append(receipt_handle)
+            if len(self._deletes[queue_url]) >= MAX_BATCH_ENTRIES:
+                self._batch_full.set()
 
     def flush(self) -> None:
         """Send everything collected so far: notices first, then deletes."""
@@ -96,11 +100,14 @@ class Reporter:
                 )
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._batch_full.wait(self._interval)
+            self._batch_full.clear()
             self.flush()
 
     def stop(self) -> None:
         """Flush what is left and stop the thread."""
         self._stop.set()
+        self._batch_full.set()
         self._thread.join()
         self.flush()

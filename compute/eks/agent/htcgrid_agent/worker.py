@@ -215,26 +215,24 @@ class Worker:
             return 0
 
     def _receive(self, free: int, pollers: ThreadPoolExecutor) -> list[ReceivedTask]:
-        """Highest priority first: a quick look at each queue in order; if all are empty, a
-        long poll on each at once, returning as soon as any brings work (so low priorities
-        wait no longer than high ones). Polls still waiting are collected on later rounds."""
+        """Highest priority first. A queue found empty gets a long poll of its own, which
+        returns the moment work arrives there; until then the queue is not asked again, so an
+        empty high-priority queue costs one request per long-poll period, not one per fetch.
+        If every queue is empty, wait for the first long poll that brings work."""
         received = self._collect_long_polls()
         if received:
             return received
         queues = self.grid.queues
-        levels = range(queues.priority_levels - 1, -1, -1)
-        for priority in levels:
+        wait_s = 1 if self.config.burst else self.config.long_poll_s
+        for priority in range(queues.priority_levels - 1, -1, -1):
             if priority in self._long_polls:
                 continue  # a long poll is already waiting on this queue
             received = queues.receive_tasks(priority, free, wait_s=0)
             if received:
                 return received
-        wait_s = 1 if self.config.burst else self.config.long_poll_s
-        for priority in levels:
-            if priority not in self._long_polls:
-                self._long_polls[priority] = pollers.submit(
-                    queues.receive_tasks, priority, free, wait_s
-                )
+            self._long_polls[priority] = pollers.submit(
+                queues.receive_tasks, priority, free, wait_s
+            )
         wait(self._long_polls.values(), return_when=FIRST_COMPLETED)
         return self._collect_long_polls()
 
