@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--agents", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4, help="concurrent tasks per agent")
-    parser.add_argument("--prefetch", type=int, default=6, help="messages held beyond slots")
+    parser.add_argument("--prefetch", type=int, default=10, help="messages held beyond slots")
     args = parser.parse_args(argv)
     console = Console()
     summary = run(args.tasks, args.agents, args.slots, args.prefetch, console)

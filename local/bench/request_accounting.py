@@ -2,7 +2,7 @@
 
 Starts a local grid whose emulator counts every request (``HTCGRID_LOCAL_ACCOUNTING=1``, see
 ``htcgrid_local/accounting.py``): 2 agents running ``htcgrid_examples.scripted:handler`` with 4
-slots and a prefetch of 6. A warm-up session absorbs the cold starts (handler imports, queue URL
+slots and a prefetch of 10. A warm-up session absorbs the cold starts (handler imports, queue URL
 lookups); the counters are then reset and one session runs ``--tasks`` small tasks (payload and
 result of about ``--payload-bytes``) through the real client. Prints every (caller, service,
 operation, resource) with its calls, batch entries and DynamoDB units, then the per-task numbers
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=200)
     parser.add_argument("--agents", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4)
-    parser.add_argument("--prefetch", type=int, default=6)
+    parser.add_argument("--prefetch", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds for the run")
     parser.add_argument("--json", type=Path, help="also write the rows and summary here")
     args = parser.parse_args()

@@ -2,11 +2,12 @@
 
 A local grid whose emulator counts every AWS request (``htcgrid_local.accounting``) runs a
 warm-up session, then, counters reset, one session of small tasks (payload and result of about
-200 bytes) through the real client, 2 agents with 4 slots and a prefetch of 6:
+200 bytes) through the real client, 2 agents with 4 slots and a prefetch of 10:
 ``local/bench/request_accounting.py`` is the same run at a larger size, with the full table.
 
-Only budgets the current design meets are asserted here. Not asserted (measured by the bench,
-reported to the lead): SQS requests per task (about 0.9 against a budget of 0.5) and the total of
+Only budgets the current design meets with a margin are asserted here. Not asserted (measured
+by the bench): SQS requests per task, 0.43 at 2,000 tasks but 0.44-0.49 at this size against a
+budget of 0.5 (the session's fixed requests weigh more in a small run), and the total of
 DynamoDB write units (2 per task plus 3 per submission for the submission record).
 """
 
@@ -68,7 +69,7 @@ def budget_grid() -> Iterator[LocalGrid]:
         slots=4,
         stack_name="htcgrid-budgets",
         agent_env={APP_ID_VARIABLE: AGENT},
-        agent_args=["--prefetch", "6"],
+        agent_args=["--prefetch", "10"],
     )
     try:
         with pytest.MonkeyPatch.context() as env:

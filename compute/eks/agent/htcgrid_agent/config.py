@@ -24,10 +24,10 @@ class AgentConfig:
     max_idle_s: float | None = None
     #: Long-poll wait when every queue was empty. Short enough that a SIGTERM is answered fast.
     long_poll_s: int = 5
-    #: Longest wait before acknowledgements and result notices go out, in seconds (a queue
-    #: with ten acknowledgements pending flushes at once). Longer means fuller batches and
-    #: fewer SQS requests; the client sees results this much later at most.
-    flush_interval_s: float = 0.1
+    #: Longest wait before acknowledgements and result notices go out while the agent is busy,
+    #: in seconds (an idle agent flushes at once; thirty pending acknowledgements flush too).
+    #: Longer means fuller batches and fewer SQS requests for a small delay in results.
+    flush_interval_s: float = 0.25
     #: Memory reported to handlers by ``context.memory_limit_in_mb``.
     memory_limit_mb: int = 1024
     #: Serve Prometheus metrics on this port (None: off).

@@ -2,9 +2,11 @@
 
 Slots hand it two things per finished task: a result notice for the session's result queue (if
 the session has one) and the message to delete. It sends all notices first, then deletes, each
-batched, every ``flush_interval_s`` or as soon as a queue has a full batch of ten to delete: a
-message is only acknowledged once its notice is out, so a crash in between re-delivers the
-message and its notice is sent again.
+batched: a message is only acknowledged once its notice is out, so a crash in between
+re-delivers the message and its notice is sent again. It flushes every ``flush_interval_s``, as
+soon as a queue has ``FLUSH_AT_DELETES`` acknowledgements pending (a busy agent: full batches,
+and one notice per session for many results), or when the agent falls idle (a lone task's
+result goes out at once).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from htcgrid_core.errors import RetryableError
 from htcgrid_core.models import ResultNotice, TaskResult
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, Queues
 
+#: Acknowledgements pending for one queue that trigger a flush: three full delete batches.
+FLUSH_AT_DELETES = 3 * MAX_BATCH_ENTRIES
 #: Keep each notice well under SQS's 256 KiB message size.
 MAX_NOTICE_BYTES = 200 * 1024
 
@@ -51,7 +55,7 @@ class Reporter:
         self._changed: defaultdict[str, list[str]] = defaultdict(list)
         self._deletes: defaultdict[str, list[str]] = defaultdict(list)
         self._stop = threading.Event()
-        self._batch_full = threading.Event()
+        self._flush_now = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
 
     def start(self) -> None:
@@ -73,8 +77,12 @@ class Reporter:
             if result_queue_url and changed_task_id is not None:
                 self._changed[result_queue_url].append(changed_task_id)
             self._deletes[queue_url].append(receipt_handle)
-            if len(self._deletes[queue_url]) >= MAX_BATCH_ENTRIES:
-                self._batch_full.set()
+            if len(self._deletes[queue_url]) >= FLUSH_AT_DELETES:
+                self._flush_now.set()
+
+    def flush_soon(self) -> None:
+        """Flush without waiting for the interval (the agent has nothing else running)."""
+        self._flush_now.set()
 
     def flush(self) -> None:
         """Send everything collected so far: notices first, then deletes."""
@@ -101,13 +109,13 @@ class Reporter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._batch_full.wait(self._interval)
-            self._batch_full.clear()
+            self._flush_now.wait(self._interval)
+            self._flush_now.clear()
             self.flush()
 
     def stop(self) -> None:
         """Flush what is left and stop the thread."""
         self._stop.set()
-        self._batch_full.set()
+        self._flush_now.set()
         self._thread.join()
         self.flush()

@@ -280,7 +280,10 @@ class Worker:
         with self._held_changed:
             self._held -= 1
             self.processed += processed
+            idle = self._held == 0
             self._held_changed.notify_all()
+        if idle:
+            self._reporter.flush_soon()  # nothing else to batch with: report now
 
     # -- one slot -------------------------------------------------------------------------------
 
