@@ -610,6 +610,79 @@ def patch_server_module_listing() -> None:
 # --- Entry point ----------------------------------------------------------------------------
 
 #: Every patch, in the order ``apply_all`` applies them.
+# --- CloudWatch ----------------------------------------------------------------------------
+
+
+def _alarm_resource_class() -> type:
+    """The ``AWS::CloudWatch::Alarm`` resource, built on moto's own PutMetricAlarm."""
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class CloudFormationAlarm(CloudFormationModel):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return False
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CloudFormationAlarm:
+            props = cloudformation_json["Properties"]
+            name = props.get("AlarmName", resource_name)
+            cloudwatch_backends[account_id][region_name].put_metric_alarm(
+                name=name,
+                namespace=props["Namespace"],
+                metric_name=props["MetricName"],
+                comparison_operator=props["ComparisonOperator"],
+                evaluation_periods=int(props["EvaluationPeriods"]),
+                period=int(props["Period"]),
+                threshold=float(props["Threshold"]),
+                statistic=props.get("Statistic", "Average"),
+                description=props.get("AlarmDescription", ""),
+                dimensions=list(props.get("Dimensions", [])),
+                alarm_actions=list(props.get("AlarmActions", [])),
+                treat_missing_data=props.get("TreatMissingData"),
+            )
+            return cls(name)
+
+    return CloudFormationAlarm
+
+
+def patch_cloudformation_alarm() -> None:
+    """Create ``AWS::CloudWatch::Alarm`` resources of a stack.
+
+    moto has CloudWatch's PutMetricAlarm but no CloudFormation resource for alarms: it skips
+    them with a warning, so the template's DLQ and queue-age alarms would silently not exist.
+    The resource class registers itself (moto finds resources by subclass); the cached model
+    maps are cleared so a stack created afterwards sees it.
+    """
+    from moto.cloudformation import parsing
+
+    _alarm_resource_class()
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "server_module_listing": patch_server_module_listing,
     "stepfunctions_start_sync_execution": patch_stepfunctions_start_sync_execution,
@@ -624,6 +697,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "sqs_standard_queue_send": patch_sqs_standard_queue_send,
     "sqs_lazy_visible_messages": patch_sqs_lazy_visible_messages,
     "sqs_delete_stops_at_the_message": patch_sqs_delete_stops_at_the_message,
+    "cloudformation_alarm": patch_cloudformation_alarm,
 }
 
 
