@@ -55,6 +55,8 @@ from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
+from htcgrid_local.loopback import read_body
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: Set to 1 in the emulator's environment to turn accounting on.
@@ -681,13 +683,7 @@ class RequestAccounting:
         started = time.perf_counter()
         stack.append(frame)
         try:
-            chunks = self._app(environ, recording_start_response)
-            try:
-                content = b"".join(chunks)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+            content = read_body(self._app(environ, recording_start_response))
         finally:
             stack.pop()
         code = status[0] if status else 500

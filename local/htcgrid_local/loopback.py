@@ -23,6 +23,16 @@ from werkzeug.test import EnvironBuilder
 from htcgrid_local.lambda_runtime import WsgiApp
 
 
+def read_body(chunks: Iterable[bytes]) -> bytes:
+    """A WSGI response's body, read whole; the iterable is closed as PEP 3333 requires."""
+    try:
+        return b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 class Loopback:
     """Serves requests addressed to ``origins`` (scheme://host:port) with ``app`` in-process."""
 
@@ -57,13 +67,7 @@ class Loopback:
             status.append(status_line)
             headers.extend(response_headers)
 
-        chunks = self._app(environ, start_response)
-        try:
-            content = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+        content = read_body(self._app(environ, start_response))
         return AWSResponse(
             request.url,
             int(status[0].split(" ", 1)[0]),

@@ -6,6 +6,8 @@ backoff and jitter; every grid component gets its clients here so none of them f
 
 from __future__ import annotations
 
+import random
+import time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -63,3 +65,9 @@ def sqs(endpoint_url: str | None = None, region: str | None = None) -> SQSClient
 
 def s3(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
     return client("s3", endpoint_url, region)  # type: ignore[no-any-return]
+
+
+def pause_before_resend(attempt: int) -> None:
+    """Back off before re-sending the items of a batch call that AWS left unprocessed (boto3
+    retries failed requests, not partly failed ones): capped exponential, full jitter."""
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter

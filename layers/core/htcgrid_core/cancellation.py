@@ -9,23 +9,21 @@ one heartbeat, and a late result of a cancelled task is rejected by the same con
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from htcgrid_core import keys
 from htcgrid_core.errors import TransitionRejected
 from htcgrid_core.models import CancelReport, CancelRequest
-from htcgrid_core.results import decode_token, encode_token
+from htcgrid_core.paging import across_shards
 from htcgrid_core.table import TaskTable
 
 
-def _cancel_each(table: TaskTable, session_id: str, task_ids: list[str], now: float) -> int:
-    cancelled = 0
-    for task_id in task_ids:
-        try:
-            table.cancel(session_id, task_id, now)
-        except TransitionRejected:
-            continue  # finished (or unknown) before the cancel reached it
-        cancelled += 1
-    return cancelled
+def _cancel_one(table: TaskTable, session_id: str, task_id: str, now: float) -> bool:
+    """Cancel one task; False if it finished (or is unknown) before the cancel reached it."""
+    try:
+        table.cancel(session_id, task_id, now)
+    except TransitionRejected:
+        return False
+    return True
 
 
 def cancel(request: CancelRequest, table: TaskTable) -> CancelReport:
@@ -34,21 +32,22 @@ def cancel(request: CancelRequest, table: TaskTable) -> CancelReport:
     table.flag_session(request.session_id, now, whole_session=request.task_ids is None)
     if request.task_ids is not None:
         ids = list(dict.fromkeys(request.task_ids))
-        done = _cancel_each(table, request.session_id, ids, now)
+        done = sum(_cancel_one(table, request.session_id, t, now) for t in ids)
         return CancelReport(
             session_id=request.session_id, cancelled=done, already_finished=len(ids) - done
         )
-    shard, key = decode_token(request.next_token) if request.next_token else (0, None)
-    cancelled = 0
-    while shard < keys.SESSION_SHARDS and cancelled < request.limit:
-        ids, key = table.page_unfinished(request.session_id, shard, key, request.limit - cancelled)
-        cancelled += _cancel_each(table, request.session_id, ids, now)
-        if key is None:
-            shard += 1
-    more = shard < keys.SESSION_SHARDS
+
+    def cancel_page(
+        shard: int, key: dict[str, Any] | None, limit: int
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Cancel a page of unfinished tasks; the ones actually cancelled count to the limit."""
+        ids, key = table.page_unfinished(request.session_id, shard, key, limit)
+        return [t for t in ids if _cancel_one(table, request.session_id, t, now)], key
+
+    cancelled, token = across_shards(request.next_token, request.limit, cancel_page)
     return CancelReport(
         session_id=request.session_id,
-        cancelled=cancelled,
+        cancelled=len(cancelled),
         already_finished=0,
-        next_token=encode_token(shard, key) if more else None,
+        next_token=token,
     )

@@ -6,15 +6,14 @@ SQS's 256 KiB request size; entries SQS reports as failed are re-sent with backo
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from htcgrid_core import aws
 from htcgrid_core.errors import RetryableError
 from htcgrid_core.models import ResultNotice, TaskMessage
 
@@ -57,10 +56,6 @@ def _batches(bodies: Sequence[str]) -> list[list[tuple[int, str]]]:
     return batches
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter
-
-
 class Queues:
     """SQS access for the grid: task queues by priority, and any queue by URL."""
 
@@ -95,7 +90,7 @@ class Queues:
                 entries = [e for e in entries if e["Id"] in failed]
                 if not entries:
                     break
-                _backoff(attempt)
+                aws.pause_before_resend(attempt)
             else:
                 raise RetryableError(f"{len(entries)} messages still unsent to {queue_url}")
 
@@ -155,7 +150,7 @@ class Queues:
                 entries = [e for e in entries if e["Id"] in retry]
                 if not entries:
                     break
-                _backoff(attempt)
+                aws.pause_before_resend(attempt)
 
     def waiting(self, priority: int) -> int:
         """Messages in a task queue that some agent can still receive: visible now, or

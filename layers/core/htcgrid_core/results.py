@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
+from typing import Any
 
-from htcgrid_core import keys
-from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     Data,
     ResultsPage,
@@ -18,6 +15,7 @@ from htcgrid_core.models import (
     TaskResult,
     TaskState,
 )
+from htcgrid_core.paging import across_shards
 from htcgrid_core.table import TaskTable
 
 
@@ -61,22 +59,6 @@ def session_status(session_id: str, table: TaskTable) -> SessionStatus:
     return SessionStatus(session_id=session_id, counts=table.count_states(session_id))
 
 
-def encode_token(shard: int, key: dict[str, object] | None) -> str:
-    """A position in a session's shards, for a paged call to resume from."""
-    return base64.urlsafe_b64encode(json.dumps({"shard": shard, "key": key}).encode()).decode()
-
-
-def decode_token(token: str) -> tuple[int, dict[str, object] | None]:
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
-        shard, key = int(position["shard"]), position["key"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidSubmissionError("next_token: not a token this grid issued") from None
-    if not 0 <= shard < keys.SESSION_SHARDS:
-        raise InvalidSubmissionError("next_token: not a token this grid issued")
-    return shard, key
-
-
 def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
     """Results of the named tasks (unfinished or unknown ones listed as missing), or the next
     page of a session's finished tasks."""
@@ -88,12 +70,12 @@ def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
             results=[result_of(r) for r in finished],
             missing=[t for t in query.task_ids if t not in done],
         )
-    shard, key = decode_token(query.next_token) if query.next_token else (0, None)
-    results: list[TaskResult] = []
-    while shard < keys.SESSION_SHARDS and len(results) < query.limit:
-        page, key = table.page_finished(query.session_id, shard, key, query.limit - len(results))
-        results.extend(result_of(r) for r in page)
-        if key is None:
-            shard += 1
-    more = shard < keys.SESSION_SHARDS
-    return ResultsPage(results=results, next_token=encode_token(shard, key) if more else None)
+
+    def finished_page(
+        shard: int, key: dict[str, Any] | None, limit: int
+    ) -> tuple[list[TaskResult], dict[str, Any] | None]:
+        page, key = table.page_finished(query.session_id, shard, key, limit)
+        return [result_of(r) for r in page], key
+
+    results, token = across_shards(query.next_token, query.limit, finished_page)
+    return ResultsPage(results=results, next_token=token)

@@ -7,8 +7,6 @@ unprocessed items with backoff (botocore retries the throttled requests themselv
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from htcgrid_core import keys
+from htcgrid_core import aws, keys
 from htcgrid_core.errors import RetryableError, TransitionRejected
 from htcgrid_core.lifecycle import (
     Expectation,
@@ -43,6 +41,10 @@ _BATCH_RETRIES = 10
 #: An attempt still PERSISTING after this long died (the submission function times out at 30 s):
 #: a retry may take over.
 PERSISTING_STALE_AFTER_S = 90
+
+
+UNFINISHED_STATES = (TaskState.PENDING, TaskState.RUNNING)
+FINISHED_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 
 
 class SubmissionStage(StrEnum):
@@ -149,10 +151,6 @@ def condition_for(expectation: Expectation) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), values
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter
-
-
 class TaskTable:
     """Typed access to the task table. Thread-safe: it holds only a boto3 client and a name."""
 
@@ -230,7 +228,7 @@ class TaskTable:
                 requests = list(response.get("UnprocessedItems", {}).get(self._name, []))
                 if not requests:
                     break
-                _backoff(attempt)
+                aws.pause_before_resend(attempt)
             else:
                 raise RetryableError(f"{len(requests)} task writes still unprocessed (throttled)")
 
@@ -403,24 +401,10 @@ class TaskTable:
     ) -> tuple[list[str], Item | None]:
         """Up to ``limit`` ids of a shard's unfinished tasks, from ``start_key``, and where to
         resume."""
-        paging: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
-        response = self._client.query(
-            TableName=self._name,
-            KeyConditionExpression="pk = :pk",
-            FilterExpression="#state IN (:pending, :running)",
-            ProjectionExpression="sk",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":pk": _s(keys.shard_partition(session_id, shard)),
-                ":pending": _s(TaskState.PENDING),
-                ":running": _s(TaskState.RUNNING),
-            },
-            Limit=limit,
-            **paging,
+        items, key = self._page_in_states(
+            session_id, shard, start_key, limit, UNFINISHED_STATES, projection="sk"
         )
-        return [item["sk"]["S"] for item in response.get("Items", [])], response.get(
-            "LastEvaluatedKey"
-        )
+        return [item["sk"]["S"] for item in items], key
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -443,7 +427,7 @@ class TaskTable:
                 pending = dict(response.get("UnprocessedKeys") or {})
                 if not pending:
                     break
-                _backoff(attempt)
+                aws.pause_before_resend(attempt)
             else:
                 raise RetryableError("task reads still unprocessed (throttled)")
         return found
@@ -490,20 +474,31 @@ class TaskTable:
         self, session_id: str, shard: int, start_key: Item | None, limit: int
     ) -> tuple[list[TaskRecord], Item | None]:
         """Up to ``limit`` finished tasks of one shard, from ``start_key``, and where to resume."""
-        paging: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        items, key = self._page_in_states(session_id, shard, start_key, limit, FINISHED_STATES)
+        return [decode_record(item) for item in items], key
+
+    def _page_in_states(
+        self,
+        session_id: str,
+        shard: int,
+        start_key: Item | None,
+        limit: int,
+        states: tuple[TaskState, ...],
+        projection: str | None = None,
+    ) -> tuple[list[Item], Item | None]:
+        """One page of a shard's items in ``states``: ``limit`` items read at most."""
+        values: dict[str, Any] = {f":state{i}": _s(state) for i, state in enumerate(states)}
+        values[":pk"] = _s(keys.shard_partition(session_id, shard))
+        extra: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        if projection:
+            extra["ProjectionExpression"] = projection
         response = self._client.query(
             TableName=self._name,
             KeyConditionExpression="pk = :pk",
-            FilterExpression="#state IN (:succeeded, :failed, :cancelled)",
+            FilterExpression=f"#state IN ({', '.join(f':state{i}' for i in range(len(states)))})",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":pk": _s(keys.shard_partition(session_id, shard)),
-                ":succeeded": _s(TaskState.SUCCEEDED),
-                ":failed": _s(TaskState.FAILED),
-                ":cancelled": _s(TaskState.CANCELLED),
-            },
+            ExpressionAttributeValues=values,
             Limit=limit,
-            **paging,
+            **extra,
         )
-        records = [decode_record(item) for item in response.get("Items", [])]
-        return records, response.get("LastEvaluatedKey")
+        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
