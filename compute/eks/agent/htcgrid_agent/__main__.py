@@ -9,6 +9,7 @@ import sys
 from prometheus_client import start_http_server
 
 from htcgrid_agent.config import AgentConfig
+from htcgrid_agent.health import HealthServer, Probes
 from htcgrid_agent.slots import HandlerLoadError
 from htcgrid_agent.worker import Worker
 from htcgrid_core.resources import get_resources
@@ -57,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
     )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="serve /healthz (alive) and /readyz (taking work) on this port",
+    )
     parser.add_argument("--name", default=defaults.name, help="agent name in logs and contexts")
     args = parser.parse_args(argv)
     if not args.handler:
@@ -72,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         max_idle_s=args.max_idle,
         long_poll_s=args.long_poll,
         metrics_port=args.metrics_port,
+        health_port=args.health_port,
         name=args.name,
     )
 
@@ -80,11 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     if config.metrics_port is not None:
         start_http_server(config.metrics_port)
+    worker = Worker(config, get_resources())
+    health = None
+    if config.health_port is not None:
+        health = HealthServer(Probes(worker), config.health_port).start()
     try:
-        Worker(config, get_resources()).work()
+        worker.work()
     except HandlerLoadError as error:
         print(f"htcgrid-agent: cannot load the handler: {error}", file=sys.stderr)
         return 2
+    finally:
+        if health is not None:
+            health.stop()
     return 0
 
 

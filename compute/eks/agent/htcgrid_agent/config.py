@@ -32,5 +32,7 @@ class AgentConfig:
     memory_limit_mb: int = 1024
     #: Serve Prometheus metrics on this port (None: off).
     metrics_port: int | None = None
+    #: Serve /healthz (liveness) and /readyz (readiness) on this port (None: off).
+    health_port: int | None = None
     #: Name this agent reports in logs and as the context's function name.
     name: str = "htcgrid-agent"

@@ -102,6 +102,13 @@ class Worker:
         self._reporter = Reporter(grid.queues, config.flush_interval_s)
         self._last_work = time.monotonic()
         self._long_polls: dict[int, Future[list[ReceivedTask]]] = {}
+        #: Monotonic time of the fetch loop's last turn (None before the first): liveness.
+        self.last_turn_at: float | None = None
+
+    @property
+    def draining(self) -> bool:
+        """Told to stop: takes no more work (readiness)."""
+        return self._stopping.is_set()
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -202,6 +209,7 @@ class Worker:
         capacity = self.config.slots + self.config.prefetch
         with self._held_changed:
             while not self._stopping.is_set():
+                self.last_turn_at = time.monotonic()  # also each second all slots are busy
                 limit = capacity - self._held
                 if self.config.max_tasks is not None:
                     remaining = self.config.max_tasks - self.processed - self._held
