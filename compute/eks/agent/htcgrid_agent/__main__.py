@@ -50,6 +50,14 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     parser.add_argument("--max-tasks", type=int, default=None, help="exit after N tasks")
     parser.add_argument("--max-idle", type=float, default=None, help="exit after S idle seconds")
     parser.add_argument(
+        "--starvation-weight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ask a lower priority level first once it went N fetches unserved "
+        "(default: strict priority)",
+    )
+    parser.add_argument(
         "--long-poll",
         type=int,
         default=defaults.long_poll_s,
@@ -70,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         parser.error("--handler (or HTCGRID_HANDLER) is required")
     if args.slots < 1:
         parser.error("--slots must be at least 1")
+    if args.starvation_weight is not None and args.starvation_weight < 1:
+        parser.error("--starvation-weight must be at least 1")
     return AgentConfig(
         handler=args.handler,
         slots=args.slots,
@@ -77,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         burst=args.burst,
         max_tasks=args.max_tasks,
         max_idle_s=args.max_idle,
+        starvation_weight=args.starvation_weight,
         long_poll_s=args.long_poll,
         metrics_port=args.metrics_port,
         health_port=args.health_port,

@@ -22,6 +22,10 @@ class AgentConfig:
     max_tasks: int | None = None
     #: Stop after this many seconds without work (None: wait forever).
     max_idle_s: float | None = None
+    #: Anti-starvation: a lower priority level with work is asked first once it has gone this
+    #: many fetches unserved (``htcgrid_agent.scheduling``). None: strict priority, highest
+    #: level first on every fetch.
+    starvation_weight: int | None = None
     #: Long-poll wait when every queue was empty. Short enough that a SIGTERM is answered fast.
     long_poll_s: int = 5
     #: Longest wait before acknowledgements and result notices go out while the agent is busy,

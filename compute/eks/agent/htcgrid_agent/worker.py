@@ -30,6 +30,7 @@ from htcgrid_agent.context import TaskContext
 from htcgrid_agent.log import logger
 from htcgrid_agent.metrics import BUSY_SLOTS, HANDLER_SECONDS, TASKS
 from htcgrid_agent.reporter import Reporter
+from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
 from htcgrid_agent.slots import Outcome, Slot
 from htcgrid_core.errors import (
@@ -102,6 +103,7 @@ class Worker:
         self._reporter = Reporter(grid.queues, config.flush_interval_s)
         self._last_work = time.monotonic()
         self._long_polls: dict[int, Future[list[ReceivedTask]]] = {}
+        self._fetch_order = FetchOrder(grid.queues.priority_levels, config.starvation_weight)
         #: Monotonic time of the fetch loop's last turn (None before the first): liveness.
         self.last_turn_at: float | None = None
 
@@ -232,7 +234,7 @@ class Worker:
             return received
         queues = self.grid.queues
         wait_s = 1 if self.config.burst else self.config.long_poll_s
-        for priority in range(queues.priority_levels - 1, -1, -1):
+        for priority in self._fetch_order.next_order():  # highest first, or a starved level
             if priority in self._long_polls:
                 continue  # a long poll is already waiting on this queue
             received = queues.receive_tasks(priority, free, wait_s=0)
@@ -261,6 +263,7 @@ class Worker:
         return received
 
     def _take(self, received: list[ReceivedTask]) -> None:
+        self._fetch_order.served({t.message.priority for t in received if t.message})
         with self._held_changed:
             self._held += len(received)
         for task in received:
