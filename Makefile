@@ -28,7 +28,7 @@ demo: dev ## run the local grid on 10,000 Monte Carlo option-pricing tasks
 test: dev ## run every test (unit, integration on moto, end to end on the local grid)
 	$(BIN)/pytest
 
-lint: lint-python lint-template ## ruff, mypy, cfn-lint, sam validate/build, checkov
+lint: lint-python lint-template lint-k8s ## ruff, mypy, cfn-lint, sam validate/build, checkov, k8s
 
 lint-python: dev
 	$(BIN)/ruff check .
@@ -38,6 +38,9 @@ lint-python: dev
 
 lint-template: ## cfn-lint, sam validate --lint, sam build, checkov (tool envs in .tools/)
 	bash scripts/lint-template.sh
+
+lint-k8s: ## render the EKS overlays; schemas, checkov, cfn-lint of compute/eks (tools in .tools/)
+	bash scripts/lint-k8s.sh
 
 schemas: dev ## regenerate docs/schema/ from the core's documents
 	$(BIN)/python -m htcgrid_core.schema docs/schema
