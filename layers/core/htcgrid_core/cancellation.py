@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import TransitionRejected
-from htcgrid_core.models import CancelReport, CancelRequest
+from htcgrid_core.models import CancelReport, CancelRequest, TaskState
 from htcgrid_core.paging import across_shards
+from htcgrid_core.settings import get_settings
 from htcgrid_core.table import TaskTable
 
 
@@ -26,13 +28,18 @@ def _cancel_one(table: TaskTable, session_id: str, task_id: str, now: float) -> 
     return True
 
 
-def cancel(request: CancelRequest, table: TaskTable) -> CancelReport:
-    """Cancel the named tasks, or the next ``limit`` unfinished tasks of the whole session."""
+def cancel(
+    request: CancelRequest, table: TaskTable, counters: SessionCounters | None = None
+) -> CancelReport:
+    """Cancel the named tasks, or the next ``limit`` unfinished tasks of the whole session.
+    The tasks this call cancelled are added to the session's counters, in one write."""
     now = time.time()
+    counters = counters or SessionCounters(table, get_settings().result_retention_days)
     table.flag_session(request.session_id, now, whole_session=request.task_ids is None)
     if request.task_ids is not None:
         ids = list(dict.fromkeys(request.task_ids))
         done = sum(_cancel_one(table, request.session_id, t, now) for t in ids)
+        counters.add(request.session_id, {TaskState.CANCELLED: done})
         return CancelReport(
             session_id=request.session_id, cancelled=done, already_finished=len(ids) - done
         )
@@ -45,6 +52,7 @@ def cancel(request: CancelRequest, table: TaskTable) -> CancelReport:
         return [t for t in ids if _cancel_one(table, request.session_id, t, now)], key
 
     cancelled, token = across_shards(request.next_token, request.limit, cancel_page)
+    counters.add(request.session_id, {TaskState.CANCELLED: len(cancelled)})
     return CancelReport(
         session_id=request.session_id,
         cancelled=len(cancelled),

@@ -159,6 +159,10 @@ class TaskRecord(Document):
     lease_token: str | None = None
     lease_expires_at: float | None = None
     result_queue_url: str | None = None
+    expires_at: int | None = Field(
+        default=None,
+        description="Epoch seconds after which DynamoDB's TTL deletes the record (retention).",
+    )
 
 
 class TaskResult(Document):
@@ -187,10 +191,20 @@ class ResultNotice(Document):
 
 
 class SessionStatus(Document):
-    """How many tasks of a session are in each state."""
+    """How many tasks of a session are in each state.
+
+    By default the counts come from the session's counters (a handful of item reads whatever
+    the session's size). Counters only know submitted and finished tasks, so PENDING then
+    counts every unfinished task (RUNNING ones included) and a process that died between a
+    task's write and its counter write leaves them slightly behind: ``exact`` is False. An
+    exact status reads every task's state (RUNNING only for leased, long tasks: short tasks
+    finish straight from PENDING).
+    """
 
     session_id: SessionId
     counts: dict[TaskState, int]
+    exact: bool = True
+    created_at: float | None = Field(default=None, description="First submission, epoch s.")
 
     @property
     def total(self) -> int:
@@ -206,6 +220,9 @@ class StatusQuery(Document):
 
     action: Literal["status"] = "status"
     session_id: SessionId
+    exact: bool = Field(
+        default=False, description="Count every task's state instead of reading the counters."
+    )
 
 
 class ResultsQuery(Document):
@@ -226,7 +243,51 @@ class ResultsPage(Document):
     next_token: str | None = None
 
 
-StatusFunctionQuery = Annotated[StatusQuery | ResultsQuery, Field(discriminator="action")]
+class TaskSummary(Document):
+    """A task as a listing shows it: where it is, without its payload or result."""
+
+    task_id: TaskId
+    state: TaskState
+    attempt: int
+    priority: int
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class TasksQuery(Document):
+    """Input of the status function: a page of a session's tasks, optionally in given states."""
+
+    action: Literal["tasks"] = "tasks"
+    session_id: SessionId
+    states: list[TaskState] | None = Field(default=None, min_length=1)
+    next_token: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class TasksPage(Document):
+    """Output of a tasks query; ``next_token`` is None once every task was listed."""
+
+    tasks: list[TaskSummary]
+    next_token: str | None = None
+
+
+class SessionsQuery(Document):
+    """Input of the status function: the most recently created sessions, newest first."""
+
+    action: Literal["sessions"] = "sessions"
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class SessionsList(Document):
+    """Output of a sessions query: each session's status from its counters."""
+
+    sessions: list[SessionStatus]
+
+
+StatusFunctionQuery = Annotated[
+    StatusQuery | ResultsQuery | TasksQuery | SessionsQuery, Field(discriminator="action")
+]
 
 
 class StatusFunctionInput(RootModel[StatusFunctionQuery]):
@@ -256,6 +317,14 @@ class CancelReport(Document):
     next_token: str | None = None
 
 
+class DeleteReport(Document):
+    """What deleting a session removed: its task and session records, its S3 objects."""
+
+    session_id: SessionId
+    records_deleted: int
+    objects_deleted: int
+
+
 class SessionFlags(Document):
     """What agents read of a session to know whether its tasks may still run."""
 
@@ -277,6 +346,11 @@ PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     StatusQuery,
     ResultsQuery,
     ResultsPage,
+    TasksQuery,
+    TasksPage,
+    SessionsQuery,
+    SessionsList,
     CancelRequest,
     CancelReport,
+    DeleteReport,
 )

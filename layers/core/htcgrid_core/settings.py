@@ -63,6 +63,15 @@ class GridSettings(BaseSettings):
         default=5 * 1024**3, description="Largest payload or result stored in S3 (one PUT)."
     )
     session_queue_retention_s: int = Field(default=14 * 24 * 3600)
+    result_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "Days a session's task records (and counters) live after its last submission "
+            "before DynamoDB's TTL deletes them; 0 keeps them until the session is deleted. "
+            "The data bucket's lifecycle rule expires S3 payloads and results alike."
+        ),
+    )
     endpoint_url: str | None = Field(
         default=None, description="Send every AWS call here (the local grid or another emulator)."
     )

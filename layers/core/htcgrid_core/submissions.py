@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from htcgrid_core import keys
+from htcgrid_core import counters, keys, sessions
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     DispatchBatch,
@@ -119,9 +119,13 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
     # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
     # the tasks may be running and are never written again.
     if stage is None:
-        grid.table.put_new_tasks([record_of(m) for m in messages])
-        grid.table.advance_submission(
-            submission.session_id, submission.submission_token, SubmissionStage.PERSISTED
+        expires_at = counters.expiry(grid.settings.result_retention_days, now)
+        grid.table.put_new_tasks(
+            [record_of(m).model_copy(update={"expires_at": expires_at}) for m in messages]
+        )
+        # PERSISTED, and the session's submitted count if this attempt made that move.
+        sessions.record_persisted(
+            grid, submission.session_id, submission.submission_token, len(messages), now
         )
     return DispatchBatch(
         session_id=submission.session_id,

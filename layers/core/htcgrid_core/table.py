@@ -24,7 +24,14 @@ from htcgrid_core.lifecycle import (
     expect_holder,
     state_after_failure,
 )
-from htcgrid_core.models import Data, SessionFlags, TaskError, TaskRecord, TaskState
+from htcgrid_core.models import (
+    Data,
+    SessionFlags,
+    TaskError,
+    TaskRecord,
+    TaskState,
+    TaskSummary,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -102,6 +109,8 @@ def encode_record(record: TaskRecord) -> Item:
         value = getattr(record, name)
         if value is not None:
             item[name] = _s(value)
+    if record.expires_at is not None:
+        item["expires_at"] = _n(record.expires_at)  # the table's TTL attribute
     return item
 
 
@@ -132,6 +141,7 @@ def decode_record(item: Item) -> TaskRecord:
         lease_token=text("lease_token"),
         lease_expires_at=num("lease_expires_at"),
         result_queue_url=text("result_queue_url"),
+        expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
     )
 
 
@@ -502,3 +512,76 @@ class TaskTable:
             **extra,
         )
         return list(response.get("Items", [])), response.get("LastEvaluatedKey")
+
+    # -- for the session-level modules (counters, sessions) -------------------------------------
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client: session counters and the session registry share the table."""
+        return self._client
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def page_tasks(
+        self,
+        session_id: str,
+        shard: int,
+        start_key: Item | None,
+        limit: int,
+        states: Sequence[TaskState] | None = None,
+    ) -> tuple[list[TaskSummary], Item | None]:
+        """Up to ``limit`` of a shard's tasks (in ``states``, if given) without their payloads
+        or results, from ``start_key``, and where to resume."""
+        projection = "sk, #state, attempt, priority, submitted_at, started_at, finished_at"
+        items, key = self._page_in_states(
+            session_id, shard, start_key, limit, tuple(states or TaskState), projection
+        )
+
+        def num(item: Item, name: str) -> float | None:
+            return float(item[name]["N"]) if name in item else None
+
+        return [
+            TaskSummary(
+                task_id=item["sk"]["S"],
+                state=TaskState(item["state"]["S"]),
+                attempt=int(item["attempt"]["N"]),
+                priority=int(item["priority"]["N"]),
+                submitted_at=float(item["submitted_at"]["N"]),
+                started_at=num(item, "started_at"),
+                finished_at=num(item, "finished_at"),
+            )
+            for item in items
+        ], key
+
+    def session_keys(
+        self, session_id: str, shard: int, start_key: Item | None
+    ) -> tuple[list[Item], Item | None]:
+        """One page of the keys of a shard's task records (for deleting a session)."""
+        extra: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        response = self._client.query(
+            TableName=self._name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(keys.shard_partition(session_id, shard))},
+            ProjectionExpression="pk, sk",
+            **extra,
+        )
+        page = [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+        return page, response.get("LastEvaluatedKey")
+
+    def delete_keys(self, item_keys: Sequence[Item]) -> None:
+        """Delete the items with these keys, 25 per BatchWriteItem, resending what DynamoDB
+        left unprocessed (deleting a missing item is not an error)."""
+        for start in range(0, len(item_keys), _WRITE_BATCH):
+            requests: list[Any] = [
+                {"DeleteRequest": {"Key": key}} for key in item_keys[start : start + _WRITE_BATCH]
+            ]
+            for attempt in range(_BATCH_RETRIES):
+                response = self._client.batch_write_item(RequestItems={self._name: requests})
+                requests = list(response.get("UnprocessedItems", {}).get(self._name, []))
+                if not requests:
+                    break
+                aws.pause_before_resend(attempt)
+            else:
+                raise RetryableError(f"{len(requests)} deletes still unprocessed (throttled)")

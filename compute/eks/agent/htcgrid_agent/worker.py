@@ -33,6 +33,7 @@ from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
 from htcgrid_agent.slots import Outcome, Slot
+from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
     InvalidSubmissionError,
     PayloadIntegrityError,
@@ -100,7 +101,9 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._sessions = SessionWatch(grid.table, grid.settings.heartbeat_interval_s)
         self._leases_lock = threading.Lock()
-        self._reporter = Reporter(grid.queues, config.flush_interval_s)
+        self._reporter = Reporter(
+            grid.queues, config.flush_interval_s, SessionCounters.from_resources(grid)
+        )
         self._last_work = time.monotonic()
         self._long_polls: dict[int, Future[list[ReceivedTask]]] = {}
         self._fetch_order = FetchOrder(grid.queues.priority_levels, config.starvation_weight)
@@ -423,6 +426,8 @@ class Worker:
             self.grid.table.cancel(message.session_id, message.task_id, time.time())
         except TransitionRejected:
             pass  # already CANCELLED, or finished before the cancel
+        else:
+            self._reporter.count(message.session_id, TaskState.CANCELLED)
         self._reporter.finished(
             task.queue_url,
             task.receipt_handle,
