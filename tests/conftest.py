@@ -57,6 +57,8 @@ def provision(emulator: object, stack_name: str) -> GridSettings:
         max_attempts=int(outputs["MaxAttempts"]),
         lease_duration_s=int(outputs["LeaseDurationSeconds"]),
         inline_threshold_bytes=int(outputs["InlinePayloadThresholdBytes"]),
+        retry_workflow_arn=outputs["RetryWorkflowArn"],
+        max_receive_count=int(outputs["MaxReceiveCount"]),
         endpoint_url=endpoint_url,
         region="us-east-1",
     )
@@ -97,15 +99,7 @@ def grid_env(
     from htcgrid_core.resources import get_resources
     from htcgrid_core.settings import get_settings
 
-    values = {
-        "HTCGRID_TABLE_NAME": grid_settings.table_name,
-        "HTCGRID_BUCKET_NAME": grid_settings.bucket_name,
-        "HTCGRID_QUEUE_PREFIX": grid_settings.queue_prefix,
-        "HTCGRID_PRIORITY_LEVELS": str(grid_settings.priority_levels),
-        "HTCGRID_INLINE_THRESHOLD_BYTES": str(grid_settings.inline_threshold_bytes),
-        "HTCGRID_ENDPOINT_URL": str(grid_settings.endpoint_url),
-        "HTCGRID_REGION": "us-east-1",
-    }
+    values = grid_settings.as_environment()
     for name, value in values.items():
         monkeypatch.setenv(name, value)
 

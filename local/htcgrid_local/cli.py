@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--region", default="us-east-1")
     serve.add_argument("--ready-file", type=Path, help="write the endpoint here once listening")
     serve.add_argument("--parent-pid", type=int, help="stop when this process exits")
+    serve.add_argument(
+        "--schedule-period",
+        type=float,
+        default=0.0,
+        help="fire the stacks' EventBridge schedules every this many seconds (0: never)",
+    )
     serve.set_defaults(run=_serve)
     return parser
 
@@ -184,6 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
         region=args.region,
         ready_file=args.ready_file,
         parent_pid=args.parent_pid,
+        schedule_period_s=args.schedule_period,
     )
     return 0
 

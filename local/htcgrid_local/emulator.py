@@ -46,6 +46,8 @@ class Emulator:
         log_path: Path | None = None,
         exit_with_parent: bool = True,
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        schedule_period_s: float = 0.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -53,6 +55,11 @@ class Emulator:
         self.log_path = log_path
         self.exit_with_parent = exit_with_parent
         self.startup_timeout_s = startup_timeout_s
+        #: Fire the stacks' schedules (the reaper's) this often; 0 never fires them.
+        self.schedule_period_s = schedule_period_s
+        #: Extra environment of the server process, and so of the Lambdas it runs (e.g.
+        #: HTCGRID_FAULTS for a chaos run).
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._endpoint_url: str | None = None
         self._log: IO[bytes] | None = None
@@ -90,6 +97,8 @@ class Emulator:
             ]
             if self.exit_with_parent:
                 command += ["--parent-pid", str(os.getpid())]
+            if self.schedule_period_s > 0:
+                command += ["--schedule-period", str(self.schedule_period_s)]
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 self._log = self.log_path.open("ab")
@@ -98,6 +107,7 @@ class Emulator:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log or subprocess.DEVNULL,
                 stderr=subprocess.STDOUT if self._log else None,
+                env={**os.environ, **self.env},
                 # Its own session: Ctrl-C in a terminal reaches the owner, which stops it in order.
                 start_new_session=True,
             )

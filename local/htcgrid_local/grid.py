@@ -22,6 +22,7 @@ from typing import IO
 from htcgrid_local.clients import EMULATOR_CREDENTIALS, is_real_aws
 from htcgrid_local.emulator import Emulator, stop_processes
 from htcgrid_local.provision import StackOutputs, provision_stack, read_stack_outputs
+from htcgrid_local.schedules import DEFAULT_PERIOD_S
 
 #: The repository's template, found from this package's place in the source tree (local/).
 REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -58,6 +59,8 @@ class LocalGrid:
         agent_grace_s: float = AGENT_GRACE_S,
         exit_with_parent: bool = True,
         agent_args: Sequence[str] = (),
+        schedule_period_s: float = DEFAULT_PERIOD_S,
+        emulator_env: dict[str, str] | None = None,
     ) -> None:
         if agents and not handler:
             raise ValueError("agents need a handler ('module:function')")
@@ -66,6 +69,10 @@ class LocalGrid:
         self.slots = slots
         #: Extra command-line arguments for every agent (e.g. ``["--prefetch", "6"]``).
         self.agent_args = list(agent_args)
+        #: How often the emulator fires the stack's schedules (the TTL reaper); 0 never.
+        self.schedule_period_s = schedule_period_s
+        #: Extra environment of the emulator and so of the Lambdas (e.g. HTCGRID_FAULTS).
+        self.emulator_env = dict(emulator_env or {})
         self.stack_name = stack_name
         self.region = region
         self.template_path = Path(template_path) if template_path else default_template()
@@ -93,6 +100,8 @@ class LocalGrid:
                     region=self.region,
                     log_path=self.log_dir / "emulator.log",
                     exit_with_parent=self.exit_with_parent,
+                    schedule_period_s=self.schedule_period_s,
+                    env=self.emulator_env,
                 )
                 self.emulator.start()
             if is_real_aws(self._endpoint_url):
@@ -177,6 +186,8 @@ class LocalGrid:
             "HTCGRID_MAX_ATTEMPTS": outputs["MaxAttempts"],
             "HTCGRID_LEASE_DURATION_S": outputs["LeaseDurationSeconds"],
             "HTCGRID_INLINE_THRESHOLD_BYTES": outputs["InlinePayloadThresholdBytes"],
+            "HTCGRID_RETRY_WORKFLOW_ARN": outputs["RetryWorkflowArn"],
+            "HTCGRID_MAX_RECEIVE_COUNT": outputs["MaxReceiveCount"],
             "HTCGRID_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
         }

@@ -20,7 +20,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -169,7 +170,6 @@ class FunctionRegistry:
         with self._lock:
             handler = self._handlers.get(key)
             if handler is None:
-                self._export_environment(function)
                 for entry in function.python_path:
                     if entry not in sys.path:
                         # Appended, not prepended: a layer must not shadow the server's own
@@ -181,20 +181,6 @@ class FunctionRegistry:
                     raise HandlerNotFoundError(f"Handler '{attribute}' missing on module")
                 self._handlers[key] = handler
             return handler
-
-    @staticmethod
-    def _export_environment(function: LocalFunction) -> None:
-        for name, value in function.environment.items():
-            current = os.environ.get(name)
-            if current is not None and current != value and name not in _PER_FUNCTION_VARIABLES:
-                LOG.warning(
-                    "%s sets %s=%r over %r: functions of one server share os.environ",
-                    function.logical_id,
-                    name,
-                    value,
-                    current,
-                )
-            os.environ[name] = value
 
     def _import(self, code_dir: Path, module_path: str) -> ModuleType:
         source = code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
@@ -250,8 +236,70 @@ def error_payload(error: BaseException, error_type: str | None = None) -> dict[s
     }
 
 
+class SharedEnvironment:
+    """The one ``os.environ`` that every function of this server runs with.
+
+    Handlers read their configuration from the environment through cached getters (in Lambda
+    each function has a process of its own). Functions of one stack share their ``HTCGRID_*``
+    values; a server holding several stacks (the test suite's) runs one stack's functions at a
+    time: an invocation of another stack's function waits for the running ones to finish, then
+    exports its environment and clears the cached configuration.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._current: tuple[tuple[str, str], ...] | None = None
+        self._running = 0
+
+    @contextmanager
+    def entered(self, function: LocalFunction) -> Iterator[None]:
+        shared = tuple(
+            sorted(
+                (name, value)
+                for name, value in function.environment.items()
+                if name not in _PER_FUNCTION_VARIABLES
+            )
+        )
+        with self._changed:
+            while self._running and self._current != shared:
+                self._changed.wait()
+            if self._current != shared:
+                os.environ.update(dict(shared))
+                _clear_cached_configuration()
+                self._current = shared
+            self._running += 1
+            for name in _PER_FUNCTION_VARIABLES & function.environment.keys():
+                os.environ[name] = function.environment[name]
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+
+def _clear_cached_configuration() -> None:
+    """Forget the grid core's settings and resources, read from the previous environment."""
+    settings = sys.modules.get("htcgrid_core.settings")
+    resources = sys.modules.get("htcgrid_core.resources")
+    if settings is not None:
+        settings.get_settings.cache_clear()
+    if resources is not None:
+        resources.get_resources.cache_clear()
+
+
+_ENVIRONMENT = SharedEnvironment()
+
+
 def invoke(registry: FunctionRegistry, function: LocalFunction, payload: bytes) -> InvocationResult:
     """Run one invocation to its end and shape the answer as Lambda does."""
+    with _ENVIRONMENT.entered(function):
+        return _invoke(registry, function, payload)
+
+
+def _invoke(
+    registry: FunctionRegistry, function: LocalFunction, payload: bytes
+) -> InvocationResult:
     request_id = str(uuid.uuid4())
     try:
         handler = registry.handler_for(function)

@@ -151,7 +151,9 @@ def _template_arguments(s3: Any, endpoint_url: str, template: dict[str, Any]) ->
         return {"TemplateBody": body}
     key = "templates/template.json"
     s3.put_object(Bucket=STAGING_BUCKET, Key=key, Body=body.encode("utf-8"))
-    return {"TemplateURL": f"{endpoint_url}/{STAGING_BUCKET}/{key}"}
+    # moto reads a TemplateURL from its own S3 without fetching it, and takes the path as
+    # bucket/key only when the host says "localhost" (else it expects an amazonaws.com name).
+    return {"TemplateURL": f"http://localhost/{STAGING_BUCKET}/{key}"}
 
 
 def _stack_status(cloudformation: Any, stack_name: str) -> str | None:

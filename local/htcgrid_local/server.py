@@ -27,8 +27,9 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from htcgrid_local import accounting, loopback, moto_patches
-from htcgrid_local.clients import EMULATOR_CREDENTIALS
+from htcgrid_local.clients import EMULATOR_CREDENTIALS, client
 from htcgrid_local.lambda_runtime import LambdaMiddleware, WsgiApp
+from htcgrid_local.schedules import ScheduleFirer
 
 LOG = logging.getLogger(__name__)
 
@@ -83,11 +84,13 @@ def serve(
     region: str = "us-east-1",
     ready_file: Path | None = None,
     parent_pid: int | None = None,
+    schedule_period_s: float = 0.0,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or until ``parent_pid`` exits). Port 0 picks a free port.
 
     Once listening, writes ``{"endpoint_url", "pid"}`` to ``ready_file`` (atomically), which is
-    how the starting process learns the port.
+    how the starting process learns the port. With ``schedule_period_s`` > 0 the schedules of
+    the stacks on this server fire every that many seconds (``schedules.py``).
     """
     # Both log a line per request otherwise.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -118,10 +121,20 @@ def serve(
         ).start()
     if ready_file is not None:
         _write_atomically(ready_file, {"endpoint_url": endpoint_url, "pid": os.getpid()})
+    firer: ScheduleFirer | None = None
+    if schedule_period_s > 0:
+        firer = ScheduleFirer(
+            client("scheduler", endpoint_url, region),
+            client("stepfunctions", endpoint_url, region),
+            schedule_period_s,
+        )
+        firer.start()
     LOG.info("emulator listening on %s", endpoint_url)
     try:
         server.serve_forever()
     finally:
+        if firer is not None:
+            firer.stop()
         server.server_close()
 
 

@@ -141,15 +141,7 @@ def test_long_tasks_are_claimed_with_a_lease_released_on_success(
 
 
 def agent_process(grid_settings: GridSettings, *args: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "HTCGRID_TABLE_NAME": grid_settings.table_name,
-        "HTCGRID_BUCKET_NAME": grid_settings.bucket_name,
-        "HTCGRID_QUEUE_PREFIX": grid_settings.queue_prefix,
-        "HTCGRID_PRIORITY_LEVELS": str(grid_settings.priority_levels),
-        "HTCGRID_ENDPOINT_URL": str(grid_settings.endpoint_url),
-        "HTCGRID_REGION": "us-east-1",
-    }
+    env = {**os.environ, **grid_settings.as_environment()}
     return subprocess.Popen(
         [sys.executable, "-m", "htcgrid_agent", "--handler", HANDLER, "--long-poll", "1", *args],
         env=env,

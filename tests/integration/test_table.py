@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from htcgrid_core import keys
 from htcgrid_core.errors import RetryableError, TransitionRejected
-from htcgrid_core.models import InlineData, TaskError, TaskState
+from htcgrid_core.models import AttemptFailure, FailureCause, InlineData, TaskError, TaskState
 from htcgrid_core.resources import GridResources
 from htcgrid_core.table import PERSISTING_STALE_AFTER_S, Completion, SubmissionStage
 from tests.integration.builders import persist
@@ -50,6 +51,27 @@ def error(attempt: int, retryable: bool = True) -> TaskError:
         attempt=attempt,
         at=time.time(),
         retryable=retryable,
+    )
+
+
+def failure(
+    session_id: str,
+    task_id: str,
+    attempt: int,
+    max_attempts: int,
+    *,
+    retryable: bool = True,
+    lease_token: str | None = None,
+    cause: FailureCause = FailureCause.HANDLER,
+) -> AttemptFailure:
+    return AttemptFailure(
+        session_id=session_id,
+        task_id=task_id,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        lease_token=lease_token,
+        cause=cause,
+        error=error(attempt, retryable),
     )
 
 
@@ -132,21 +154,18 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
     grid: GridResources, session_id: str
 ) -> None:
     (task_id,) = persist(grid, session_id, ["x"], max_attempts=2).task_ids
-    state = grid.table.record_failure(
-        Completion(session_id, task_id, 1, None), 2, error(1), time.time()
-    )
+    returned = grid.table.record_failure(failure(session_id, task_id, 1, 2), time.time())
     first = grid.table.get_records(session_id, [task_id])[task_id]
-    assert state is first.state is TaskState.PENDING
+    assert returned == first
+    assert first.state is TaskState.PENDING
     assert first.attempt == 2
     with pytest.raises(TransitionRejected):  # a stale attempt can no longer write
         grid.table.record_success(
             Completion(session_id, task_id, 1, None), InlineData(inline="stale"), time.time()
         )
-    state = grid.table.record_failure(
-        Completion(session_id, task_id, 2, None), 2, error(2), time.time()
-    )
+    returned = grid.table.record_failure(failure(session_id, task_id, 2, 2), time.time())
     final = grid.table.get_records(session_id, [task_id])[task_id]
-    assert state is final.state is TaskState.FAILED
+    assert returned.state is final.state is TaskState.FAILED
     assert final.attempt == 2
     assert [e.message for e in final.errors] == ["attempt 1", "attempt 2"]
     assert final.finished_at is not None
@@ -154,11 +173,11 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
 
 def test_non_retryable_error_fails_the_task_at_once(grid: GridResources, session_id: str) -> None:
     (task_id,) = persist(grid, session_id, ["x"], max_attempts=5).task_ids
-    state = grid.table.record_failure(
-        Completion(session_id, task_id, 1, None), 5, error(1, retryable=False), time.time()
+    returned = grid.table.record_failure(
+        failure(session_id, task_id, 1, 5, retryable=False), time.time()
     )
     record = grid.table.get_records(session_id, [task_id])[task_id]
-    assert state is record.state is TaskState.FAILED
+    assert returned.state is record.state is TaskState.FAILED
     assert record.attempt == 1
 
 
@@ -236,3 +255,67 @@ def test_an_attempt_that_died_while_persisting_is_taken_over(
     assert grid.table.begin_submission(session_id, "tok", 3, later + 1000) is (
         SubmissionStage.PERSISTED
     )
+
+
+def test_only_leased_tasks_are_in_the_leases_index_and_only_expired_ones_are_found(
+    grid: GridResources, session_id: str
+) -> None:
+    short, alive, dead = persist(grid, session_id, ["short", "alive", "dead"]).task_ids
+    now = time.time()
+    grid.table.claim(session_id, alive, 1, "alive-lease", now + 60, now)
+    grid.table.claim(session_id, dead, 1, "dead-lease", now - 1, now - 61)
+    found = [
+        f
+        for shard in range(keys.LEASE_SHARDS)
+        for f in grid.table.expired_leases(shard, now, None, 100)[0]
+        if f.session_id == session_id
+    ]
+    assert [(f.task_id, f.attempt, f.lease_token, f.cause) for f in found] == [
+        (dead, 1, "dead-lease", FailureCause.LEASE_EXPIRED)
+    ]
+    assert short not in {f.task_id for f in found}
+
+
+def test_reaper_loses_to_a_heartbeat_that_renewed_the_lease(
+    grid: GridResources, session_id: str
+) -> None:
+    (task_id,) = persist(grid, session_id, ["x"]).task_ids
+    now = time.time()
+    grid.table.claim(session_id, task_id, 1, "lease", now - 1, now - 61)
+    (expired,) = [
+        f
+        for shard in range(keys.LEASE_SHARDS)
+        for f in grid.table.expired_leases(shard, now, None, 100)[0]
+        if f.task_id == task_id
+    ]
+    # The holder's heartbeat lands between the reaper's query and its write.
+    grid.table.extend_lease(Completion(session_id, task_id, 1, "lease"), now + 60)
+    with pytest.raises(TransitionRejected) as rejected:
+        grid.table.record_failure(expired, now)
+    assert rejected.value.current.state is TaskState.RUNNING
+    # Once it really expires, the reaper's write wins and the task leaves the index.
+    later = now + 61
+    retried = grid.table.record_failure(expired.model_copy(update={"error": error(1)}), later)
+    assert (retried.state, retried.attempt, retried.lease_token) == (TaskState.PENDING, 2, None)
+    assert not [
+        f
+        for shard in range(keys.LEASE_SHARDS)
+        for f in grid.table.expired_leases(shard, later + 1000, None, 100)[0]
+        if f.task_id == task_id
+    ]
+
+
+def test_only_dead_lettered_failures_can_be_redriven(grid: GridResources, session_id: str) -> None:
+    dead, broken = persist(grid, session_id, ["dead", "broken"], max_attempts=1).task_ids
+    now = time.time()
+    grid.table.record_failure(
+        failure(session_id, dead, 1, 1, retryable=False, cause=FailureCause.DEAD_LETTERED), now
+    )
+    grid.table.record_failure(failure(session_id, broken, 1, 1), now)
+    with pytest.raises(TransitionRejected):  # failed on its own errors: stays FAILED
+        grid.table.redrive(session_id, broken, 1, 1)
+    reopened = grid.table.redrive(session_id, dead, 1, 1)
+    assert (reopened.state, reopened.attempt, reopened.max_attempts) == (TaskState.PENDING, 2, 2)
+    assert reopened.finished_at is None
+    with pytest.raises(TransitionRejected):  # a second redrive of the same failure does nothing
+        grid.table.redrive(session_id, dead, 1, 1)

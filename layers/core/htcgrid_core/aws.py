@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from htcgrid_core import faults
+from htcgrid_core.settings import get_settings
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -40,12 +43,16 @@ def make_client(
         # An emulator answers on one host: never prefix it (boto3 adds "sync-" for
         # StartSyncExecution).
         config = config.merge(Config(inject_host_prefix=False))
-    return session.client(
+    made = session.client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
         region_name=region,
         config=config,
     )
+    fault_spec = get_settings().faults
+    if fault_spec:
+        faults.install(made, faults.parse(fault_spec))
+    return made
 
 
 @lru_cache(maxsize=64)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from htcgrid_core.models import TaskState
+from htcgrid_core.models import FailureCause, TaskState
 
 PENDING, RUNNING = TaskState.PENDING, TaskState.RUNNING
 SUCCEEDED, FAILED, CANCELLED = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED
@@ -46,6 +46,11 @@ class Expectation:
     attempt: int | None = None
     #: If set, a RUNNING task must hold this lease token; a PENDING one needs none.
     lease_token: str | None = None
+    #: If set, a RUNNING task's lease must have expired before this time (epoch seconds): a
+    #: heartbeat that renewed the lease in time wins over the reaper.
+    expired_by: float | None = None
+    #: If set, the task must have been FAILED by the DLQ sweep (only those may be redriven).
+    dead_lettered: bool = False
 
 
 def expect_claimable(attempt: int) -> Expectation:
@@ -59,6 +64,24 @@ def expect_holder(attempt: int, lease_token: str | None) -> Expectation:
     if lease_token is None:
         return Expectation(states=frozenset({PENDING}), attempt=attempt)
     return Expectation(states=frozenset({RUNNING}), attempt=attempt, lease_token=lease_token)
+
+
+def expect_failed_by(
+    cause: FailureCause, attempt: int, lease_token: str | None, now: float
+) -> Expectation:
+    """What the write recording a failed attempt expects, by who saw the attempt fail.
+
+    The agent running it holds the attempt (as for a success). The reaper acts on a lease that
+    expired, and only if it is still the same lease, unrenewed. The DLQ sweep acts on an attempt
+    nobody finished: still PENDING, or RUNNING under a lease that expired.
+    """
+    if cause is FailureCause.HANDLER:
+        return expect_holder(attempt, lease_token)
+    if cause is FailureCause.LEASE_EXPIRED:
+        return Expectation(
+            states=frozenset({RUNNING}), attempt=attempt, lease_token=lease_token, expired_by=now
+        )
+    return Expectation(states=frozenset({PENDING, RUNNING}), attempt=attempt, expired_by=now)
 
 
 def expect_cancellable() -> Expectation:

@@ -333,6 +333,70 @@ class SessionFlags(Document):
     has_cancelled_tasks: bool = False
 
 
+class FailureCause(StrEnum):
+    """Who saw an attempt fail, which decides what the failing write may expect of the task."""
+
+    #: The agent running it: the handler raised, crashed or ran past its timeout.
+    HANDLER = "handler"
+    #: The reaper: the attempt's lease expired without a heartbeat (its worker died).
+    LEASE_EXPIRED = "lease_expired"
+    #: The DLQ sweep: the message was delivered ``max_receive_count`` times with no outcome.
+    DEAD_LETTERED = "dead_lettered"
+
+
+class AttemptFailure(Document):
+    """One failed attempt, handed to the retry workflow to decide: retry or FAILED."""
+
+    session_id: SessionId
+    task_id: TaskId
+    attempt: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
+    lease_token: str | None = Field(
+        default=None, max_length=64, description="The attempt's lease, if it was leased."
+    )
+    cause: FailureCause = FailureCause.HANDLER
+    error: TaskError
+
+
+#: Most failures in one retry request: keeps the workflow input far below its 256 KiB limit.
+MAX_FAILURES_PER_REQUEST = 200
+
+
+class RetryRequest(Document):
+    """Input of the retry workflow: failed attempts, from one agent or one reaper run."""
+
+    failures: list[AttemptFailure] = Field(min_length=1, max_length=MAX_FAILURES_PER_REQUEST)
+
+
+class RetryReport(Document):
+    """Output of the retry workflow: what became of each failed attempt.
+
+    ``stale`` names failures that changed nothing because the task had moved on (finished,
+    cancelled, retried already, or its lease was renewed after all).
+    """
+
+    retried: list[TaskId] = Field(default_factory=list)
+    failed: list[TaskId] = Field(default_factory=list)
+    stale: list[TaskId] = Field(default_factory=list)
+
+
+class ReaperInput(Document):
+    """Input of the reaper function: which sweep to run."""
+
+    sweep: Literal["leases", "dead_letters"]
+
+
+class ReaperReport(Document):
+    """Output of the reaper function: the failures it found, in retry-request-sized batches.
+
+    ``more`` is true when the run stopped at its limit with work left for the next run.
+    """
+
+    batches: list[RetryRequest] = Field(default_factory=list)
+    found: int = 0
+    more: bool = False
+
+
 #: Every document published as JSON Schema under docs/schema/.
 PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     Submission,
@@ -353,4 +417,9 @@ PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     CancelRequest,
     CancelReport,
     DeleteReport,
+    AttemptFailure,
+    RetryRequest,
+    RetryReport,
+    ReaperInput,
+    ReaperReport,
 )

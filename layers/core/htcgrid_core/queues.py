@@ -37,6 +37,9 @@ class ReceivedTask:
     queue_url: str
     receipt_handle: str
     receive_count: int
+    message_id: str = ""
+    #: When the message was first sent (epoch seconds), as SQS says.
+    sent_at: float = 0.0
 
 
 def _batches(bodies: Sequence[str]) -> list[list[tuple[int, str]]]:
@@ -63,22 +66,32 @@ class Queues:
         self._client = client
         self._prefix = queue_prefix
         self.priority_levels = priority_levels
-        self._urls: dict[int, str] = {}
+        self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def task_queue_url(self, priority: int) -> str:
         """URL of the task queue for ``priority`` (looked up once, then cached)."""
-        with self._lock:
-            if priority not in self._urls:
-                name = f"{self._prefix}-p{priority}"
-                self._urls[priority] = self._client.get_queue_url(QueueName=name)["QueueUrl"]
-            return self._urls[priority]
+        return self._url(f"{self._prefix}-p{priority}")
 
-    def send_bodies(self, queue_url: str, bodies: Sequence[str], delay_s: int = 0) -> None:
-        """Send message bodies in as few batched requests as SQS allows."""
+    def dead_letter_queue_url(self, priority: int) -> str:
+        """URL of the DLQ of ``priority``'s task queue."""
+        return self._url(f"{self._prefix}-p{priority}-dlq")
+
+    def _url(self, name: str) -> str:
+        with self._lock:
+            if name not in self._urls:
+                self._urls[name] = self._client.get_queue_url(QueueName=name)["QueueUrl"]
+            return self._urls[name]
+
+    def send_bodies(
+        self, queue_url: str, bodies: Sequence[str], delay_s: int | Sequence[int] = 0
+    ) -> None:
+        """Send message bodies in as few batched requests as SQS allows, after ``delay_s``
+        (one delay for all, or one per body)."""
+        delays = [delay_s] * len(bodies) if isinstance(delay_s, int) else list(delay_s)
         for batch in _batches(bodies):
             entries: list[Any] = [
-                {"Id": str(index), "MessageBody": body, "DelaySeconds": delay_s}
+                {"Id": str(index), "MessageBody": body, "DelaySeconds": delays[index]}
                 for index, body in batch
             ]
             for attempt in range(_RESEND_ATTEMPTS):
@@ -94,13 +107,18 @@ class Queues:
             else:
                 raise RetryableError(f"{len(entries)} messages still unsent to {queue_url}")
 
-    def dispatch(self, messages: Sequence[TaskMessage], delay_s: int = 0) -> None:
-        """Enqueue task messages on the queue of each one's priority."""
-        by_priority: dict[int, list[str]] = {}
-        for message in messages:
-            by_priority.setdefault(message.priority, []).append(message.model_dump_json())
+    def dispatch(self, messages: Sequence[TaskMessage], delay_s: int | Sequence[int] = 0) -> None:
+        """Enqueue task messages on the queue of each one's priority (after ``delay_s``: one
+        delay for all, or one per message)."""
+        delays = [delay_s] * len(messages) if isinstance(delay_s, int) else list(delay_s)
+        by_priority: dict[int, tuple[list[str], list[int]]] = {}
+        for message, delay in zip(messages, delays, strict=True):
+            bodies, waits = by_priority.setdefault(message.priority, ([], []))
+            bodies.append(message.model_dump_json())
+            waits.append(delay)
         for priority in sorted(by_priority, reverse=True):
-            self.send_bodies(self.task_queue_url(priority), by_priority[priority], delay_s)
+            bodies, waits = by_priority[priority]
+            self.send_bodies(self.task_queue_url(priority), bodies, waits)
 
     def receive_tasks(self, priority: int, max_messages: int, wait_s: int) -> list[ReceivedTask]:
         """Up to ``max_messages`` task messages from one priority's queue (long poll ``wait_s``).
@@ -108,12 +126,25 @@ class Queues:
         A body that is not a valid task message comes back with ``message=None`` and the
         parse error, so one bad message never loses the others received with it.
         """
-        url = self.task_queue_url(priority)
+        return self.receive_from(self.task_queue_url(priority), max_messages, wait_s)
+
+    def receive_from(
+        self,
+        url: str,
+        max_messages: int,
+        wait_s: int = 0,
+        visibility_timeout_s: int | None = None,
+    ) -> list[ReceivedTask]:
+        """Up to ``max_messages`` (at most 10) task messages from the queue at ``url``."""
+        extra: dict[str, Any] = {}
+        if visibility_timeout_s is not None:
+            extra["VisibilityTimeout"] = visibility_timeout_s
         response = self._client.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=max(1, min(max_messages, MAX_BATCH_ENTRIES)),
             WaitTimeSeconds=wait_s,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            **extra,
         )
         received = []
         for raw in response.get("Messages", []):
@@ -131,6 +162,8 @@ class Queues:
                     queue_url=url,
                     receipt_handle=raw["ReceiptHandle"],
                     receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                    message_id=raw.get("MessageId", ""),
+                    sent_at=int(raw.get("Attributes", {}).get("SentTimestamp", 0)) / 1000,
                 )
             )
         return received
@@ -162,6 +195,33 @@ class Queues:
         return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
             attributes.get("ApproximateNumberOfMessagesDelayed", 0)
         )
+
+    def depth(self, url: str) -> tuple[int, int]:
+        """Messages in a queue: (visible, in flight or delayed). Approximate, as SQS says."""
+        attributes = self._client.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        hidden = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
+        )
+        return int(attributes.get("ApproximateNumberOfMessages", 0)), hidden
+
+    def make_visible(self, queue_url: str, receipt_handles: Sequence[str]) -> None:
+        """Hand messages back at once, ten per request (best effort: a handle that fails comes
+        back by itself when its visibility timeout ends)."""
+        for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
+            self._client.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(receipt_handles[start : start + MAX_BATCH_ENTRIES])
+                ],
+            )
 
     def change_visibility(self, queue_url: str, receipt_handle: str, timeout_s: int) -> None:
         """Keep a held message invisible for ``timeout_s`` more seconds (0 hands it back)."""

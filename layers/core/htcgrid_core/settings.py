@@ -72,6 +72,27 @@ class GridSettings(BaseSettings):
             "The data bucket's lifecycle rule expires S3 payloads and results alike."
         ),
     )
+    retry_workflow_arn: str = Field(
+        default="",
+        description="Express workflow that decides every failed attempt (retry or FAILED).",
+    )
+    max_receive_count: int = Field(
+        default=5, ge=1, description="Deliveries of a task message before SQS dead-letters it."
+    )
+    reaper_batch_limit: int = Field(
+        default=1000,
+        ge=1,
+        le=10000,
+        description="Most expired leases (and dead letters) one reaper run hands to retry.",
+    )
+    faults: str = Field(
+        default="",
+        description=(
+            "Inject AWS faults into this process's calls, for chaos runs: comma-separated "
+            "'<service>:<kind>=<rate>' with kind throttle, error (HTTP 500) or timeout, e.g. "
+            "'dynamodb:throttle=0.02,sqs:throttle=0.02'. Empty (the default) injects nothing."
+        ),
+    )
     endpoint_url: str | None = Field(
         default=None, description="Send every AWS call here (the local grid or another emulator)."
     )
@@ -84,6 +105,15 @@ class GridSettings(BaseSettings):
         if self.default_priority is not None:
             return self.default_priority
         return (self.priority_levels - 1) // 2
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the ``HTCGRID_*`` variables that recreate them in another process
+        (an agent, a Lambda); unset ones are left out."""
+        return {
+            f"HTCGRID_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None and value != ""
+        }
 
     def queue_name(self, priority: int) -> str:
         """Name of the task queue for a priority level (0 is the lowest)."""

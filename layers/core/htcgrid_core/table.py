@@ -21,11 +21,14 @@ from htcgrid_core.lifecycle import (
     Expectation,
     expect_cancellable,
     expect_claimable,
+    expect_failed_by,
     expect_holder,
     state_after_failure,
 )
 from htcgrid_core.models import (
+    AttemptFailure,
     Data,
+    FailureCause,
     SessionFlags,
     TaskError,
     TaskRecord,
@@ -158,6 +161,12 @@ def condition_for(expectation: Expectation) -> tuple[str, dict[str, Any]]:
     if expectation.lease_token is not None:
         clauses.append("lease_token = :expect_lease")
         values[":expect_lease"] = _s(expectation.lease_token)
+    if expectation.expired_by is not None:
+        clauses.append("(#state <> :expect_running OR lease_expires_at < :expect_expired_by)")
+        values[":expect_running"] = _s(TaskState.RUNNING)
+        values[":expect_expired_by"] = _n(expectation.expired_by)
+    if expectation.dead_lettered:
+        clauses.append("attribute_exists(dead_lettered_at)")
     return " AND ".join(clauses), values
 
 
@@ -252,27 +261,32 @@ class TaskTable:
         expectation: Expectation,
         update: str,
         values: dict[str, Any],
-    ) -> None:
+        *,
+        return_new: bool = False,
+    ) -> TaskRecord | None:
         condition, condition_values = condition_for(expectation)
         names = {"#state": "state"}
         if "#result" in update:  # RESULT is a DynamoDB reserved word
             names["#result"] = "result"
         try:
-            # ReturnValues NONE: callers know the outcome of a write that succeeded, and
-            # returning the item would cost a read of it on every transition.
-            self._client.update_item(
+            # ReturnValues NONE on the hot path: callers know the outcome of a write that
+            # succeeded. The retry path asks for the new item (same write units) to rebuild the
+            # task's next message without a read.
+            response = self._client.update_item(
                 TableName=self._name,
                 Key=keys.task_key(session_id, task_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={**values, **condition_values},
+                ReturnValues="ALL_NEW" if return_new else "NONE",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as failure:
             old: Item = dict(failure.response.get("Item", {}))  # type: ignore[call-overload]
             current = decode_record(old) if "state" in old else None
             raise TransitionRejected(task_id, name, current) from None
+        return decode_record(dict(response["Attributes"])) if return_new else None
 
     def claim(
         self,
@@ -290,10 +304,11 @@ class TaskTable:
             "claim",
             expect_claimable(attempt),
             "SET #state = :running, lease_token = :lease, lease_expires_at = :expires, "
-            "started_at = :now",
+            "lease_shard = :shard, started_at = :now",
             {
                 ":running": _s(TaskState.RUNNING),
                 ":lease": _s(lease_token),
+                ":shard": _s(keys.lease_shard(task_id)),
                 ":expires": _n(lease_expires_at),
                 ":now": _n(now),
             },
@@ -307,7 +322,7 @@ class TaskTable:
             completion.task_id,
             "release",
             expect_holder(completion.attempt, completion.lease_token),
-            "SET #state = :pending REMOVE lease_token, lease_expires_at",
+            "SET #state = :pending REMOVE lease_token, lease_expires_at, lease_shard",
             {":pending": _s(TaskState.PENDING)},
         )
 
@@ -334,7 +349,7 @@ class TaskTable:
             "record success",
             expect_holder(completion.attempt, completion.lease_token),
             "SET #state = :succeeded, #result = :result, finished_at = :now "
-            "REMOVE lease_token, lease_expires_at",
+            "REMOVE lease_token, lease_expires_at, lease_shard",
             {
                 ":succeeded": _s(TaskState.SUCCEEDED),
                 ":result": _s(_encode_data(result)),
@@ -342,13 +357,15 @@ class TaskTable:
             },
         )
 
-    def record_failure(
-        self, completion: Completion, max_attempts: int, error: TaskError, now: float
-    ) -> TaskState:
+    def record_failure(self, failure: AttemptFailure, now: float) -> TaskRecord:
         """Record a failed attempt: back to PENDING at the next attempt while the budget lasts
-        (and the error is retryable), else FAILED. Every attempt's error is kept. Returns the
-        state the task is now in."""
-        target = state_after_failure(completion.attempt, max_attempts, retryable=error.retryable)
+        (and the error is retryable), else FAILED. Every attempt's error is kept. What the write
+        expects depends on who saw the failure (``lifecycle.expect_failed_by``). Returns the
+        task as it now is, for the retry's next message or the failure's notice."""
+        error = failure.error
+        target = state_after_failure(
+            failure.attempt, failure.max_attempts, retryable=error.retryable
+        )
         update = "SET #state = :target, errors = list_append(if_not_exists(errors, :none), :error)"
         values: dict[str, Any] = {
             ":target": _s(target),
@@ -361,16 +378,84 @@ class TaskTable:
         else:
             update += ", finished_at = :now"
             values[":now"] = _n(now)
-        update += " REMOVE lease_token, lease_expires_at"
-        self._transition(
-            completion.session_id,
-            completion.task_id,
+        if failure.cause is FailureCause.DEAD_LETTERED:
+            update += ", dead_lettered_at = :now"
+            values[":now"] = _n(now)
+        update += " REMOVE lease_token, lease_expires_at, lease_shard"
+        record = self._transition(
+            failure.session_id,
+            failure.task_id,
             "record failure",
-            expect_holder(completion.attempt, completion.lease_token),
+            expect_failed_by(failure.cause, failure.attempt, failure.lease_token, now),
             update,
             values,
+            return_new=True,
         )
-        return target
+        assert record is not None  # return_new always yields the item
+        return record
+
+    def redrive(self, session_id: str, task_id: str, attempt: int, max_attempts: int) -> TaskRecord:
+        """A task FAILED by the DLQ sweep gets one more attempt: FAILED -> PENDING at
+        ``attempt + 1`` (its budget raised to cover it). Only dead-lettered failures qualify, so
+        a redrive can never resurrect a task that failed on its own errors or a finished one."""
+        record = self._transition(
+            session_id,
+            task_id,
+            "redrive",
+            Expectation(states=frozenset({TaskState.FAILED}), attempt=attempt, dead_lettered=True),
+            "SET #state = :pending, attempt = attempt + :one, max_attempts = :max "
+            "REMOVE finished_at, dead_lettered_at",
+            {
+                ":pending": _s(TaskState.PENDING),
+                ":one": _n(1),
+                ":max": _n(max(max_attempts, attempt + 1)),
+            },
+            return_new=True,
+        )
+        assert record is not None  # return_new always yields the item
+        return record
+
+    def expired_leases(
+        self, shard: int, now: float, start_key: Item | None, limit: int
+    ) -> tuple[list[AttemptFailure], Item | None]:
+        """Leases of one ``leases`` index shard that expired before ``now``, oldest first, as
+        the failures the reaper reports (a page of at most ``limit``, and where to go on)."""
+        kwargs: dict[str, Any] = {}
+        if start_key is not None:
+            kwargs["ExclusiveStartKey"] = start_key
+        response = self._client.query(
+            TableName=self._name,
+            IndexName=keys.LEASES_INDEX,
+            KeyConditionExpression="lease_shard = :shard AND lease_expires_at < :now",
+            ExpressionAttributeValues={
+                ":shard": _s(f"lease#{shard:02d}"),
+                ":now": _n(now),
+            },
+            Limit=limit,
+            **kwargs,
+        )
+        failures = [
+            AttemptFailure(
+                session_id=item["session_id"]["S"],
+                task_id=item["sk"]["S"],
+                attempt=int(item["attempt"]["N"]),
+                max_attempts=int(item["max_attempts"]["N"]),
+                lease_token=item["lease_token"]["S"],
+                cause=FailureCause.LEASE_EXPIRED,
+                error=TaskError(
+                    type="LeaseExpired",
+                    message=(
+                        "the worker running this attempt stopped renewing its lease "
+                        f"(expired at {float(item['lease_expires_at']['N']):.0f}): it died or "
+                        "lost its connection"
+                    ),
+                    attempt=int(item["attempt"]["N"]),
+                    at=now,
+                ),
+            )
+            for item in response.get("Items", [])
+        ]
+        return failures, response.get("LastEvaluatedKey")
 
     def cancel(self, session_id: str, task_id: str, now: float) -> None:
         """Any unfinished task -> CANCELLED."""
@@ -379,7 +464,8 @@ class TaskTable:
             task_id,
             "cancel",
             expect_cancellable(),
-            "SET #state = :cancelled, finished_at = :now REMOVE lease_token, lease_expires_at",
+            "SET #state = :cancelled, finished_at = :now "
+            "REMOVE lease_token, lease_expires_at, lease_shard",
             {":cancelled": _s(TaskState.CANCELLED), ":now": _n(now)},
         )
 

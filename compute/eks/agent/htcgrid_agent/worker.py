@@ -27,12 +27,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.context import TaskContext
+from htcgrid_agent.failures import FailureReporter
 from htcgrid_agent.log import logger
 from htcgrid_agent.metrics import BUSY_SLOTS, HANDLER_SECONDS, TASKS
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
 from htcgrid_agent.slots import Outcome, Slot
+from htcgrid_core import aws
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
     InvalidSubmissionError,
@@ -41,11 +43,12 @@ from htcgrid_core.errors import (
     TransitionRejected,
 )
 from htcgrid_core.lifecycle import retry_delay_s
-from htcgrid_core.models import TaskError, TaskMessage, TaskRecord, TaskState
+from htcgrid_core.models import AttemptFailure, TaskError, TaskMessage, TaskRecord, TaskState
 from htcgrid_core.payloads import result_key
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
 from htcgrid_core.results import finished_result
+from htcgrid_core.retries import message_for
 from htcgrid_core.table import Completion
 
 #: Longest back-off between fetch attempts after AWS errors.
@@ -103,6 +106,10 @@ class Worker:
         self._leases_lock = threading.Lock()
         self._reporter = Reporter(
             grid.queues, config.flush_interval_s, SessionCounters.from_resources(grid)
+        )
+        self._failures = FailureReporter(
+            aws.client("stepfunctions", grid.settings.endpoint_url, grid.settings.region),
+            grid.settings.retry_workflow_arn,
         )
         self._last_work = time.monotonic()
         self._long_polls: dict[int, Future[list[ReceivedTask]]] = {}
@@ -388,23 +395,52 @@ class Worker:
             )
         except TransitionRejected as rejected:
             current: TaskRecord | None = rejected.current
-            if current is not None and current.state is TaskState.RUNNING:
-                # Someone holds it now: leave the message invisible; if that holder dies, this
-                # message (or the reaper) brings the task back.
+            if (
+                current is not None
+                and current.state is TaskState.RUNNING
+                and current.attempt == message.attempt
+            ):
+                # Someone holds this attempt: leave the message be. If their lease expired, the
+                # reaper retries the task within a run or two; this copy checks back by then.
                 TASKS.labels("held_elsewhere").inc()
+                expires = current.lease_expires_at
+                if expires is not None and expires < now:
+                    self._set_visibility(task, self.grid.settings.lease_duration_s)
                 return False
-            TASKS.labels("duplicate").inc()
-            self._reporter.finished(
-                task.queue_url,
-                task.receipt_handle,
-                message.result_queue_url,
-                changed_task_id=message.task_id,
-            )
+            self._stale(task, message, current)
             return False
         completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
         with self._leases_lock:
             self._leases[message.task_id] = _Lease(completion, task.queue_url, task.receipt_handle)
         return True
+
+    def _stale(self, task: ReceivedTask, message: TaskMessage, current: TaskRecord | None) -> None:
+        """The message's attempt is over (a duplicate delivery, a lost lease, a cancelled or
+        finished task): acknowledge it and tell the session to look.
+
+        One case needs more: the task waits, PENDING, for the retry of exactly this attempt.
+        Its retry message is normally on its way, but it is lost if the retry workflow died
+        between its write and its send; so send it again (a duplicate is harmless: the
+        conditional writes let one attempt count)."""
+        TASKS.labels("duplicate").inc()
+        if (
+            current is not None
+            and current.state is TaskState.PENDING
+            and current.attempt == message.attempt + 1
+        ):
+            self.grid.queues.dispatch([message_for(current)], retry_delay_s(message.attempt))
+        self._reporter.finished(
+            task.queue_url,
+            task.receipt_handle,
+            message.result_queue_url,
+            changed_task_id=message.task_id,
+        )
+
+    def _set_visibility(self, task: ReceivedTask, timeout_s: int) -> None:
+        try:
+            self.grid.queues.change_visibility(task.queue_url, task.receipt_handle, timeout_s)
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("visibility change failed", extra={"error": str(error)})
 
     def _cancelled_before_start(self, message: TaskMessage) -> bool:
         """Whether the task's session, or the task itself, was cancelled: then it never starts.
@@ -464,31 +500,12 @@ class Worker:
                 TASKS.labels("succeeded").inc()
                 finished = finished_result(message, TaskState.SUCCEEDED, now, result=result)
             else:
-                error = TaskError(
-                    type=outcome.error_type or "Error",
-                    message=outcome.error_message,
-                    attempt=message.attempt,
-                    at=now,
-                    retryable=outcome.retryable,
-                )
-                state = table.record_failure(completion, message.max_attempts, error, now)
-                TASKS.labels("failed_attempt").inc()
-                if state is TaskState.PENDING:
-                    retry = message.model_copy(update={"attempt": message.attempt + 1})
-                    self.grid.queues.dispatch([retry], delay_s=retry_delay_s(message.attempt))
-                    self._reporter.finished(task.queue_url, task.receipt_handle, None)
-                    return
-                finished = finished_result(message, state, now, error=error)
-        except TransitionRejected:
+                self._report_failure(task, message, completion, outcome, now)
+                return
+        except TransitionRejected as rejected:
             # A duplicate delivery, a lost lease or a cancelled task: someone else's outcome
-            # stands. Tell the session to look, and acknowledge.
-            TASKS.labels("duplicate").inc()
-            self._reporter.finished(
-                task.queue_url,
-                task.receipt_handle,
-                message.result_queue_url,
-                changed_task_id=message.task_id,
-            )
+            # stands.
+            self._stale(task, message, rejected.current)
             return
         except InvalidSubmissionError as error:
             # The result could not be stored (e.g. too large): that is this attempt's failure.
@@ -505,6 +522,35 @@ class Worker:
         self._reporter.finished(
             task.queue_url, task.receipt_handle, message.result_queue_url, result=finished
         )
+
+    def _report_failure(
+        self,
+        task: ReceivedTask,
+        message: TaskMessage,
+        completion: Completion,
+        outcome: Outcome,
+        now: float,
+    ) -> None:
+        """Hand a failed attempt to the retry workflow; acknowledge the message once it has
+        decided. If it could not, the message comes back after its visibility timeout (and a
+        leased task's lease, no longer renewed, reaches the reaper)."""
+        TASKS.labels("failed_attempt").inc()
+        failure = AttemptFailure(
+            session_id=message.session_id,
+            task_id=message.task_id,
+            attempt=message.attempt,
+            max_attempts=message.max_attempts,
+            lease_token=completion.lease_token,
+            error=TaskError(
+                type=outcome.error_type or "Error",
+                message=outcome.error_message,
+                attempt=message.attempt,
+                at=now,
+                retryable=outcome.retryable,
+            ),
+        )
+        if self._failures.report(failure):
+            self._reporter.finished(task.queue_url, task.receipt_handle, None)
 
     def _hand_back_held(self, task: ReceivedTask, completion: Completion) -> None:
         """Abort path: give a running task back, lease released, message visible again."""

@@ -1,0 +1,125 @@
+"""The retry decision: every failed attempt, whoever saw it fail, is decided here.
+
+The retry workflow's function calls ``decide`` with failures from agents (handler errors,
+timeouts, crashes of the handler process), from the reaper (leases that expired: dead workers)
+and from the DLQ sweep (messages delivered too often without an outcome). For each, one
+conditional write records the attempt's error and moves the task on: back to PENDING at the
+next attempt while its budget lasts and the error allows a retry, else FAILED. A retried task
+gets a new message after an exponential, fully jittered delay; a FAILED one is announced to
+its session's result queue.
+
+A request may be retried as a whole (the workflow retries the function on errors). A failure
+whose write already happened then finds the task moved on by that very error, and its message
+or notice is sent again instead of being lost; duplicates of either are harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from itertools import groupby
+
+from botocore.exceptions import ClientError
+
+from htcgrid_core.errors import TransitionRejected
+from htcgrid_core.lifecycle import retry_delay_s
+from htcgrid_core.models import (
+    AttemptFailure,
+    ResultNotice,
+    RetryReport,
+    RetryRequest,
+    TaskMessage,
+    TaskRecord,
+    TaskState,
+)
+from htcgrid_core.resources import GridResources
+from htcgrid_core.results import result_of
+
+logger = logging.getLogger(__name__)
+
+#: Results per notice: a notice stays far below SQS's 256 KiB message size.
+RESULTS_PER_NOTICE = 20
+
+
+def message_for(record: TaskRecord) -> TaskMessage:
+    """The message that hands a task's current attempt to an agent, rebuilt from its record."""
+    return TaskMessage(
+        session_id=record.session_id,
+        task_id=record.task_id,
+        attempt=record.attempt,
+        max_attempts=record.max_attempts,
+        priority=record.priority,
+        timeout_s=record.timeout_s,
+        payload=record.payload,
+        submitted_at=record.submitted_at,
+        result_queue_url=record.result_queue_url,
+    )
+
+
+def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryReport:
+    """Record each failed attempt, re-dispatch the tasks that get another attempt and announce
+    the ones that failed for good."""
+    retries: list[TaskMessage] = []
+    delays: list[int] = []
+    failed: list[TaskRecord] = []
+    stale: list[str] = []
+    for failure in request.failures:
+        try:
+            record = grid.table.record_failure(failure, now)
+        except TransitionRejected as rejected:
+            earlier = _recorded_before(failure, rejected.current)
+            if earlier is None:
+                stale.append(failure.task_id)
+                continue
+            record = earlier
+        if record.state is TaskState.PENDING:
+            retries.append(message_for(record))
+            delays.append(retry_delay_s(failure.attempt))
+        else:
+            failed.append(record)
+    if retries:
+        grid.queues.dispatch(retries, delays)
+    _announce(failed, grid)
+    logger.info(
+        "failed attempts decided",
+        extra={"retried": len(retries), "failed": len(failed), "stale": len(stale)},
+    )
+    return RetryReport(
+        retried=[m.task_id for m in retries],
+        failed=[r.task_id for r in failed],
+        stale=stale,
+    )
+
+
+def _recorded_before(failure: AttemptFailure, current: TaskRecord | None) -> TaskRecord | None:
+    """The task, if this very failure already moved it on (an earlier try of the same request
+    wrote, then died before sending): its last error is this one, one attempt on or FAILED."""
+    if current is None or not current.errors or current.errors[-1] != failure.error:
+        return None
+    if current.state is TaskState.PENDING and current.attempt == failure.attempt + 1:
+        return current
+    if current.state is TaskState.FAILED and current.attempt == failure.attempt:
+        return current
+    return None
+
+
+def _announce(failed: Sequence[TaskRecord], grid: GridResources) -> None:
+    """Tell each session's result queue about its tasks that failed for good."""
+    announced = sorted((r for r in failed if r.result_queue_url), key=_result_queue)
+    for queue_url, group in groupby(announced, key=_result_queue):
+        results = [result_of(record) for record in group]
+        notices = [
+            ResultNotice(results=results[i : i + RESULTS_PER_NOTICE])
+            for i in range(0, len(results), RESULTS_PER_NOTICE)
+        ]
+        try:
+            grid.queues.notify(queue_url, notices)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
+                raise
+            # The session was closed: nobody is listening, and the record holds the outcome.
+
+
+def _result_queue(record: TaskRecord) -> str:
+    return record.result_queue_url or ""
