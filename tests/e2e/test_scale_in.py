@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,12 +58,16 @@ def probe(port: int, path: str) -> int:
 
 
 @pytest.fixture
-def scale_in_grid() -> Iterator[LocalGrid]:
-    """A local grid of its own, with no agent yet: the test starts and stops them. Not the
-    session's grid: the emulator runs the Lambdas in-process with the settings of the first
-    stack they served, so a second stack on the same emulator would dispatch to the first's
-    queues."""
-    grid = LocalGrid(agents=0, handler=HANDLER, slots=2, stack_name="htcgrid-scale-in")
+def scale_in_grid(local_grid: LocalGrid) -> Iterator[LocalGrid]:
+    """A stack of its own on the session's emulator, with no agent yet: the test starts and
+    stops its agents without touching the session grid's."""
+    grid = LocalGrid(
+        agents=0,
+        handler=HANDLER,
+        slots=2,
+        stack_name=f"scale-in-{uuid.uuid4().hex[:8]}",
+        endpoint_url=local_grid.endpoint_url,
+    )
     grid.start()
     try:
         yield grid
