@@ -67,10 +67,16 @@ class GridEndpoints:
 
     @classmethod
     def from_stack(
-        cls, stack_name: str, *, region: str | None = None, endpoint_url: str | None = None
+        cls,
+        stack_name: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        boto_session: boto3.session.Session | None = None,
     ) -> GridEndpoints:
-        """Read a deployed stack's outputs (any boto3 credential source works)."""
-        session = boto3.session.Session()
+        """Read a deployed stack's outputs (any boto3 credential source works: the default
+        chain, or the given session's profile or credentials)."""
+        session = boto_session or boto3.session.Session()
         cloudformation = aws.make_client(session, "cloudformation", endpoint_url, region)
         try:
             stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]

@@ -7,30 +7,41 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+import boto3
+from pydantic import BaseModel, JsonValue
 
 from htcgrid.connection import GridEndpoints
 from htcgrid.errors import QueryFailedError, SubmissionFailedError
 from htcgrid_core.models import (
     CancelReport,
     CancelRequest,
+    DeleteReport,
     ResultsPage,
     ResultsQuery,
+    SessionsList,
+    SessionsQuery,
     SessionStatus,
     StatusQuery,
     Submission,
     SubmissionReceipt,
     TaskResult,
+    TasksPage,
+    TasksQuery,
+    TaskState,
+    TaskSummary,
 )
 from htcgrid_core.payloads import PayloadStore
+from htcgrid_core.sessions import DeleteProgress, delete_session
 from htcgrid_core.settings import GridSettings
+from htcgrid_core.table import TaskTable
 
 if TYPE_CHECKING:
-    from htcgrid.session import Session
+    from htcgrid.session import Completed, Session
 
 #: Errors after which resubmitting the same submission (same token) is safe and may succeed.
 RETRYABLE_SUBMISSION_ERRORS = frozenset(
@@ -61,8 +72,28 @@ def _readable_cause(cause: str) -> str:
     return cause
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    """One priority level's task queue as SQS reports it (approximate, a few seconds old)."""
+
+    priority: int
+    #: Messages waiting to be received.
+    waiting: int
+    #: Messages received by agents and not yet acknowledged (running or buffered).
+    in_flight: int
+    #: Retries waiting out their backoff.
+    delayed: int
+    #: Messages in the level's dead-letter queue.
+    dead_letters: int
+
+
 class Grid:
-    """A connection to one htcgrid deployment (or the local grid)."""
+    """A connection to one htcgrid deployment (or the local grid).
+
+    Every AWS call goes through boto3 clients made with botocore's standard retry mode
+    (exponential backoff with jitter, ``htcgrid_core.aws.RETRY_CONFIG``), from whatever
+    credential source the boto3 session has.
+    """
 
     def __init__(self, endpoints: GridEndpoints) -> None:
         self.endpoints = endpoints
@@ -90,9 +121,34 @@ class Grid:
         *,
         region: str | None = None,
         endpoint_url: str | None = None,
+        boto_session: boto3.session.Session | None = None,
     ) -> Grid:
-        """Connect to a deployed stack by name, with boto3's usual credential chain."""
-        return cls(GridEndpoints.from_stack(stack_name, region=region, endpoint_url=endpoint_url))
+        """Connect to a deployed stack by name, with boto3's usual credential chain (or the
+        given ``boto_session``: a profile, assumed-role credentials...)."""
+        return cls(
+            GridEndpoints.from_stack(
+                stack_name, region=region, endpoint_url=endpoint_url, boto_session=boto_session
+            )
+        )
+
+    @classmethod
+    def from_outputs(
+        cls,
+        outputs: dict[str, str],
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        boto_session: boto3.session.Session | None = None,
+    ) -> Grid:
+        """Connect to explicitly named resources: a dict of the stack's outputs
+        (``TaskTableName``, ``DataBucketName``, ``QueuePrefix``, ``PriorityLevels``,
+        ``SubmitWorkflowArn``, ``StatusFunctionName``, ``InlinePayloadThresholdBytes``...), for
+        callers without ``cloudformation:DescribeStacks``."""
+        return cls(
+            GridEndpoints(
+                outputs, endpoint_url=endpoint_url, region=region, boto_session=boto_session
+            )
+        )
 
     @classmethod
     def local(cls, state_file: Path | None = None) -> Grid:
@@ -147,9 +203,127 @@ class Grid:
             )
         return payload
 
-    def status(self, session_id: str) -> SessionStatus:
-        """How many of a session's tasks are in each state."""
-        return SessionStatus.model_validate(self._query(StatusQuery(session_id=session_id)))
+    def status(self, session_id: str, *, exact: bool = False) -> SessionStatus:
+        """How many of a session's tasks are in each state.
+
+        By default from the session's counters: a few item reads whatever its size, with
+        PENDING counting every unfinished task, and possibly a little behind if a process died
+        between a task's write and its counter write (``status.exact`` is False). ``exact``
+        reads every task's state instead (slower: the whole session is read).
+        """
+        query = StatusQuery(session_id=session_id, exact=exact)
+        return SessionStatus.model_validate(self._query(query))
+
+    def tasks_page(
+        self,
+        session_id: str,
+        states: Sequence[TaskState] | None = None,
+        *,
+        next_token: str | None = None,
+        limit: int = 100,
+    ) -> TasksPage:
+        """One page of a session's tasks (in ``states``, if given), without payloads or
+        results; pass its ``next_token`` to get the next page (None: no more)."""
+        query = TasksQuery(
+            session_id=session_id,
+            states=list(states) if states else None,
+            next_token=next_token,
+            limit=limit,
+        )
+        return TasksPage.model_validate(self._query(query))
+
+    def iter_tasks(
+        self, session_id: str, states: Sequence[TaskState] | None = None, page_size: int = 500
+    ) -> Iterator[TaskSummary]:
+        """Every task of a session (in ``states``, if given), page by page."""
+        token: str | None = None
+        while True:
+            page = self.tasks_page(session_id, states, next_token=token, limit=page_size)
+            yield from page.tasks
+            token = page.next_token
+            if token is None:
+                return
+
+    def sessions(self, limit: int = 20) -> list[SessionStatus]:
+        """The most recently created sessions, newest first, with their counts (counters)."""
+        return SessionsList.model_validate(self._query(SessionsQuery(limit=limit))).sessions
+
+    def delete_session(
+        self, session_id: str, progress: DeleteProgress | None = None
+    ) -> DeleteReport:
+        """Delete a session's task records, submission records, counters and S3 objects (its
+        shards in parallel, 25 records per batch). Its unfinished tasks never run: the session
+        is flagged cancelled first. ``progress(records, objects)`` is called as it goes."""
+        table = TaskTable(self.endpoints.client("dynamodb"), self.settings.table_name)
+        return delete_session(
+            table, self.endpoints.client("s3"), self.settings.bucket_name, session_id, progress
+        )
+
+    def queue_depths(self) -> list[QueueDepth]:
+        """Each priority level's queue depth, highest level first."""
+        sqs = self.endpoints.client("sqs")
+        attributes = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+
+        def read(name: str) -> dict[str, str]:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            found: dict[str, str] = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=attributes
+            )["Attributes"]
+            return found
+
+        depths = []
+        for level in range(self.settings.priority_levels - 1, -1, -1):
+            queue = read(self.settings.queue_name(level))
+            dlq = read(f"{self.settings.queue_name(level)}-dlq")
+            depths.append(
+                QueueDepth(
+                    priority=level,
+                    waiting=int(queue.get("ApproximateNumberOfMessages", 0)),
+                    in_flight=int(queue.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                    delayed=int(queue.get("ApproximateNumberOfMessagesDelayed", 0)),
+                    dead_letters=int(dlq.get("ApproximateNumberOfMessages", 0)),
+                )
+            )
+        return depths
+
+    # -- conveniences -----------------------------------------------------------------------------
+
+    def map(
+        self,
+        payloads: Iterable[JsonValue],
+        *,
+        ordered: bool = True,
+        priority: int | None = None,
+        timeout_s: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        on_submitted: Callable[[Session], None] | None = None,
+    ) -> Iterator[Completed]:
+        """Run one task per payload in a session of its own and yield their results: in input
+        order (``ordered``, the default: a result waits for those before it) or as they
+        complete. The session's result queue is removed when the iterator finishes or is
+        closed. ``timeout`` bounds the whole wait (``ResultsTimeoutError``)."""
+        with self.open_session() as session:
+            task_ids = session.submit(
+                payloads, priority=priority, timeout_s=timeout_s, max_attempts=max_attempts
+            )
+            if on_submitted is not None:
+                on_submitted(session)
+            if not ordered:
+                yield from session.results(timeout)
+                return
+            position = {task_id: index for index, task_id in enumerate(task_ids)}
+            waiting: dict[int, Completed] = {}
+            next_index = 0
+            for done in session.results(timeout):
+                waiting[position[done.task_id]] = done
+                while next_index in waiting:
+                    yield waiting.pop(next_index)
+                    next_index += 1
 
     def fetch_results(self, session_id: str, task_ids: list[str]) -> ResultsPage:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""

@@ -8,9 +8,10 @@ reconciles by reading the outstanding tasks from the status function.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -227,9 +228,9 @@ class Session:
         """Tasks submitted through this object whose results it has not yet yielded."""
         return len(self._outstanding)
 
-    def status(self) -> SessionStatus:
-        """Counts per state, from the grid."""
-        return self.grid.status(self.id)
+    def status(self, *, exact: bool = False) -> SessionStatus:
+        """Counts per state, from the grid (see ``Grid.status``)."""
+        return self.grid.status(self.id, exact=exact)
 
     def cancel(self, task_ids: list[str] | None = None) -> CancelReport:
         """Cancel the named tasks, or all of this session's unfinished tasks. Their results
@@ -271,6 +272,24 @@ class Session:
     def wait(self, timeout: float | None = None) -> list[Completed]:
         """Block until every submitted task has finished; their results, in completion order."""
         return list(self.results(timeout))
+
+    async def aresults(self, timeout: float | None = None) -> AsyncIterator[Completed]:
+        """``results()`` for asyncio: ``async for done in session.aresults(): ...``.
+
+        Each blocking step (a long poll of the result queue, at most 20 s) runs in a worker
+        thread, so the event loop stays free while the session waits. Use one consumer per
+        session: the session's bookkeeping is not shared between concurrent iterators.
+        """
+        iterator = self.results(timeout)
+        while True:
+            done = await asyncio.to_thread(next, iterator, None)
+            if done is None:
+                return
+            yield done
+
+    async def wait_async(self, timeout: float | None = None) -> list[Completed]:
+        """``wait()`` for asyncio."""
+        return [done async for done in self.aresults(timeout)]
 
     def _receive(self, wait_s: int) -> Iterator[Completed]:
         sqs = self.grid.endpoints.client("sqs")

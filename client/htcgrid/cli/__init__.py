@@ -1,187 +1,126 @@
-"""``htcgrid``: submit tasks, check a session's status, read its results."""
+"""``htcgrid``: use a grid from a shell.
+
+Commands come in groups, one module each (``tasks``, ``sessions``, ``top``). A group is a
+``register(commands)`` function that adds its subcommands with ``common.add_command``; adding a
+group (say ``dlq list|redrive``) is a module with such a function and one line in ``GROUPS``.
+A command gets a ``Context`` (arguments, console, the grid on first use) and returns an exit
+code; errors are mapped to exit codes here, in one place.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
-from pydantic import JsonValue
 from rich.console import Console
-from rich.table import Table
 
-from htcgrid.errors import GridError, GridNotFoundError, SubmissionFailedError
+from htcgrid.cli import sessions, tasks, top
+from htcgrid.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    Context,
+    UsageError,
+)
+from htcgrid.errors import (
+    GridError,
+    GridNotFoundError,
+    QueryFailedError,
+    ResultsTimeoutError,
+    SubmissionFailedError,
+)
 from htcgrid.grid import Grid
 from htcgrid_core.errors import HtcGridError
-from htcgrid_core.models import TaskState
+
+#: Every command group, in ``--help`` order.
+GROUPS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
+    tasks.register,
+    sessions.register,
+    top.register,
+)
 
 EXAMPLES = """
 examples:
-  htcgrid --local submit '{"x": 1}' '{"x": 2}'          # two tasks, prints the session id
-  htcgrid --local submit --file tasks.jsonl --priority 2 --wait
-  htcgrid --stack htcgrid status 3f9c2a...
-  htcgrid --local results 3f9c2a... --json > results.jsonl
-  htcgrid --local cancel 3f9c2a...                          # the whole session
+  htcgrid --local submit '{"x": 1}' '{"x": 2}' --wait   # two tasks, wait for their results
+  htcgrid --local submit --file tasks.jsonl --priority 2 --session sweep-7
+  htcgrid --local status sweep-7                       # tasks per state (--exact: recount)
+  htcgrid --local status sweep-7 --tasks failed        # list the failed tasks
+  htcgrid --local results sweep-7 --follow             # results as they come
+  htcgrid --local sessions                             # recent sessions with counts
+  htcgrid --local top                                  # live queues, states, throughput
+  htcgrid --stack prod --region eu-west-1 cancel sweep-7
+  htcgrid --local delete sweep-7 --yes                 # records and S3 objects
 
-exit codes: 0 ok, 1 the grid refused or failed the request, 2 bad usage, 3 grid not found
+Each command has --help with its own examples. --json writes one JSON document per line on
+stdout (messages and progress go to stderr).
+
+exit codes: 0 ok, 1 the grid refused or failed the request (or a task failed, with --wait),
+2 bad usage, 3 grid not found, 4 timed out, 130 interrupted
 """
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    """The ``htcgrid`` command line, every group registered."""
+    top_parser = argparse.ArgumentParser(
         prog="htcgrid",
-        description="Use an htcgrid deployment: submit tasks, see status, read results.",
+        description="Use an htcgrid deployment: submit tasks, follow sessions, read results.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    where = parser.add_mutually_exclusive_group()
+    where = top_parser.add_mutually_exclusive_group()
     where.add_argument("--stack", default="htcgrid", help="CloudFormation stack (default htcgrid)")
     where.add_argument("--local", action="store_true", help="the local grid (htcgrid-local up)")
-    parser.add_argument("--region", help="AWS region (boto3's default if unset)")
-    parser.add_argument("--endpoint-url", help="send AWS calls here (an emulator)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    submit = commands.add_parser("submit", help="submit tasks (one per JSON payload)")
-    submit.add_argument("payloads", nargs="*", help="JSON payloads, one task each")
-    submit.add_argument("--file", help="a file of JSON lines, one payload per line ('-': stdin)")
-    submit.add_argument("--session", help="add to this session (default: a new one)")
-    submit.add_argument("--priority", type=int, help="priority level, 0 is the lowest")
-    submit.add_argument("--timeout", type=int, help="task timeout in seconds")
-    submit.add_argument("--max-attempts", type=int, help="attempt budget per task")
-    submit.add_argument("--wait", action="store_true", help="wait for and print the results")
-
-    status = commands.add_parser("status", help="tasks per state in a session")
-    status.add_argument("session")
-
-    cancel = commands.add_parser("cancel", help="cancel a session, or some of its tasks")
-    cancel.add_argument("session")
-    cancel.add_argument("--task-id", action="append", help="only these tasks (repeatable)")
-
-    results = commands.add_parser("results", help="results of a session's finished tasks")
-    results.add_argument("session")
-    results.add_argument("--task-id", action="append", help="only these tasks (repeatable)")
-    return parser
-
-
-def _payloads(args: argparse.Namespace) -> Iterator[JsonValue]:
-    for index, text in enumerate(args.payloads):
-        try:
-            yield json.loads(text)
-        except ValueError as error:
-            raise ValueError(f"payload {index + 1} is not JSON: {error}") from None
-    if args.file:
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with stream:
-            for number, line in enumerate(stream, start=1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except ValueError as error:
-                        raise ValueError(f"{args.file}:{number} is not JSON: {error}") from None
+    top_parser.add_argument("--region", help="AWS region (boto3's default if unset)")
+    top_parser.add_argument("--profile", help="AWS profile (boto3's default chain if unset)")
+    top_parser.add_argument("--endpoint-url", help="send AWS calls here (an emulator)")
+    top_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    commands = top_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in GROUPS:
+        register(commands)
+    return top_parser
 
 
 def _connect(args: argparse.Namespace) -> Grid:
     if args.local:
         return Grid.local()
-    return Grid.connect(args.stack, region=args.region, endpoint_url=args.endpoint_url)
+    import boto3  # only for a named profile; the default chain needs no session of ours
 
-
-def _emit(console: Console, as_json: bool, document: Any) -> None:
-    if as_json:
-        print(json.dumps(document))
-    else:
-        console.print_json(json.dumps(document))
-
-
-def _submit(args: argparse.Namespace, grid: Grid, console: Console) -> int:
-    payloads = list(_payloads(args))
-    if not payloads:
-        console.print("[red]nothing to submit:[/] give JSON payloads or --file")
-        return EXIT_USAGE
-    session = grid.open_session(args.session, stream_results=args.wait)
-    with session:
-        task_ids = session.submit(
-            payloads,
-            priority=args.priority,
-            timeout_s=args.timeout,
-            max_attempts=args.max_attempts,
-        )
-        if not args.json:
-            console.print(f"session [bold]{session.id}[/]: {len(task_ids)} tasks submitted")
-        if not args.wait:
-            _emit(console, args.json, {"session_id": session.id, "task_ids": task_ids})
-            return EXIT_OK
-        failed = 0
-        for done in session.results():
-            failed += not done.ok
-            _emit(console, args.json, {**done.result.model_dump(mode="json"), "value": done.value})
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _status(args: argparse.Namespace, grid: Grid, console: Console) -> int:
-    status = grid.status(args.session)
-    if args.json:
-        _emit(console, True, status.model_dump(mode="json"))
-        return EXIT_OK
-    table = Table(title=f"session {status.session_id}")
-    table.add_column("state")
-    table.add_column("tasks", justify="right")
-    for state in TaskState:
-        table.add_row(state.value, str(status.counts.get(state, 0)))
-    table.add_row("[bold]total[/]", f"[bold]{status.total}[/]")
-    console.print(table)
-    return EXIT_OK
-
-
-def _results(args: argparse.Namespace, grid: Grid, console: Console) -> int:
-    if args.task_id:
-        page = grid.fetch_results(args.session, args.task_id)
-        results, missing = page.results, page.missing
-    else:
-        results, missing = list(grid.iter_results(args.session)), []
-    for result in results:
-        value = grid.payloads.decode(result.result) if result.result is not None else None
-        _emit(console, args.json, {**result.model_dump(mode="json"), "value": value})
-    for task_id in missing:
-        console.print(f"[yellow]{task_id}: not finished or unknown[/]", highlight=False)
-    return EXIT_OK
-
-
-def _cancel(args: argparse.Namespace, grid: Grid, console: Console) -> int:
-    report = grid.cancel(args.session, args.task_id)
-    if args.json:
-        _emit(console, True, report.model_dump(mode="json"))
-    else:
-        console.print(
-            f"session [bold]{report.session_id}[/]: {report.cancelled} tasks cancelled, "
-            f"{report.already_finished} had already finished"
-        )
-    return EXIT_OK
+    session = boto3.session.Session(profile_name=args.profile) if args.profile else None
+    return Grid.connect(
+        args.stack, region=args.region, endpoint_url=args.endpoint_url, boto_session=session
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     console = Console(stderr=args.json)
-    commands = {"submit": _submit, "status": _status, "cancel": _cancel, "results": _results}
+    context = Context(args, console, lambda: _connect(args))
     try:
-        return commands[args.command](args, _connect(args), console)
+        code: int = args.run(context)
+    except UsageError as error:
+        console.print(f"[red]usage:[/] {error}")
+        return EXIT_USAGE
     except GridNotFoundError as error:
         console.print(f"[red]grid not found:[/] {error}")
         return EXIT_NOT_FOUND
     except SubmissionFailedError as error:
         console.print(f"[red]submission failed:[/] {error.error}: {error.cause}")
         return EXIT_FAILED
-    except (GridError, HtcGridError) as error:
+    except ResultsTimeoutError as error:
+        console.print(f"[yellow]timed out:[/] {error}")
+        return EXIT_TIMEOUT
+    except (QueryFailedError, GridError, HtcGridError) as error:
         console.print(f"[red]error:[/] {error}")
         return EXIT_FAILED
     except (ValueError, OSError) as error:  # pydantic's ValidationError is a ValueError
         console.print(f"[red]bad input:[/] {error}")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":
