@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help dev demo test lint lint-python lint-template schemas local-up local-down clean
+.PHONY: help dev demo bench test lint lint-python lint-template schemas local-up local-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,10 @@ dev: $(STAMP) ## create the development environment (.venv) with every package e
 demo: dev ## run the local grid on 10,000 Monte Carlo option-pricing tasks
 	$(BIN)/python -m htcgrid_examples.demo
 
+bench: dev ## measure throughput, latency, agent CPU, AWS requests and $ per million tasks (~6 min)
+	$(BIN)/pip install -q -r requirements-bench.txt
+	$(BIN)/python -m htcgrid_bench --scaling 1,2,4 --plots docs/img
+
 test: dev ## run every test (unit, integration on moto, end to end on the local grid)
 	$(BIN)/pytest
 
@@ -33,7 +37,7 @@ lint: lint-python lint-template lint-k8s ## ruff, mypy, cfn-lint, sam validate/b
 lint-python: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/htcgrid_core client/htcgrid compute/eks/agent/htcgrid_agent local/htcgrid_local examples/htcgrid_examples
+	$(BIN)/mypy layers/core/htcgrid_core client/htcgrid compute/eks/agent/htcgrid_agent local/htcgrid_local examples/htcgrid_examples bench/htcgrid_bench
 	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 
 lint-template: ## cfn-lint, sam validate --lint, sam build, checkov (tool envs in .tools/)

@@ -1,0 +1,240 @@
+"""The bench's runs on a local grid: a burst of tasks, sequential single tasks, and the CPU and
+AWS requests they cost. Each function runs once; ``__main__`` repeats them and takes medians."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pydantic import JsonValue
+
+from htcgrid import Grid
+from htcgrid.connection import GridEndpoints
+from htcgrid.session import Completed
+from htcgrid_bench import procstat
+from htcgrid_local import accounting
+from htcgrid_local.grid import LocalGrid
+
+HANDLER = "htcgrid_bench.handlers:timed"
+#: boto3 puts ``app/<id>`` in every request's User-Agent: how the emulator tells callers apart.
+APP_ID_VARIABLE = "AWS_SDK_UA_APP_ID"
+CLIENT_APP_ID = "htcgrid-client"
+AGENT_APP_ID = "htcgrid-agent"
+#: How long the agents may take to delete the last messages after the client has every result.
+SETTLE_TIMEOUT_S = 15.0
+
+
+@contextmanager
+def local_grid(
+    agents: int, slots: int, prefetch: int, *, count_requests: bool
+) -> Iterator[LocalGrid]:
+    """A local grid running the bench's handler; with ``count_requests`` its emulator counts
+    every AWS call (``HTCGRID_LOCAL_ACCOUNTING``) and agents and client name themselves."""
+    saved = {name: os.environ.get(name) for name in (accounting.ENV_FLAG, APP_ID_VARIABLE)}
+    os.environ[accounting.ENV_FLAG] = "1" if count_requests else "0"  # the emulator inherits it
+    os.environ.pop(APP_ID_VARIABLE, None)
+    grid = LocalGrid(
+        agents=agents,
+        handler=HANDLER,
+        slots=slots,
+        stack_name="htcgrid-bench",
+        agent_env={APP_ID_VARIABLE: AGENT_APP_ID},
+        agent_args=["--prefetch", str(prefetch)],
+    )
+    try:
+        grid.start()
+        # Set after the emulator and agents started: only this process's clients read it.
+        os.environ[APP_ID_VARIABLE] = CLIENT_APP_ID
+        yield grid
+    finally:
+        grid.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def client_of(grid: LocalGrid) -> Grid:
+    return Grid(GridEndpoints.for_emulator(dict(grid.outputs), grid.endpoint_url))
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds used during a run by the agents (slots included), the emulator and this
+    client process."""
+
+    agents_s: float
+    emulator_s: float
+    client_s: float
+
+
+class CpuMeter:
+    """CPU of the grid's processes between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, grid: LocalGrid) -> None:
+        self._agents = [agent.pid for agent in grid.agents]
+        self._emulator = grid.emulator.pid if grid.emulator and grid.emulator.pid else None
+        self._before: Mapping[int, float] = {}
+        self._emulator_before = 0.0
+        self._client_before = 0.0
+
+    def start(self) -> None:
+        self._before = procstat.tree_cpu_seconds(self._agents)
+        self._emulator_before = procstat.cpu_seconds(self._emulator) if self._emulator else 0.0
+        self._client_before = time.process_time()
+
+    def stop(self) -> CpuSample:
+        after = procstat.tree_cpu_seconds(self._agents)
+        # A process that exited in between took its CPU with it: only pids seen twice count.
+        agents = sum(after[pid] - self._before.get(pid, 0.0) for pid in after)
+        emulator = (
+            procstat.cpu_seconds(self._emulator) - self._emulator_before if self._emulator else 0.0
+        )
+        return CpuSample(agents, emulator, time.process_time() - self._client_before)
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Tasks submitted at once and waited for."""
+
+    tasks: int
+    submit_s: float
+    total_s: float
+    handler_cpu_s: float
+    cpu: CpuSample
+
+    @property
+    def tasks_per_s(self) -> float:
+        return self.tasks / self.total_s
+
+    @property
+    def submit_per_s(self) -> float:
+        return self.tasks / self.submit_s
+
+    @property
+    def agent_cpu_ms_per_task(self) -> float:
+        """Agent CPU (slot processes included) per task, the handler's own CPU taken out."""
+        return 1000 * (self.cpu.agents_s - self.handler_cpu_s) / self.tasks
+
+
+def _handler_value(done: Completed) -> Mapping[str, float]:
+    value = done.value
+    if not done.ok or not isinstance(value, dict):
+        raise RuntimeError(f"task {done.task_id} ended {done.state}: {done.error}")
+    return {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
+
+
+def run_burst(grid: LocalGrid, tasks: int, sleep_s: float = 0.0, timeout_s: float = 600) -> Burst:
+    """Submit ``tasks`` tasks in one call and wait for every result."""
+    client = client_of(grid)
+    payload: JsonValue = {"sleep": sleep_s} if sleep_s else {}
+    meter = CpuMeter(grid)
+    with client.open_session() as session:
+        meter.start()
+        began = time.perf_counter()
+        session.submit([payload] * tasks)
+        submitted = time.perf_counter()
+        results = session.wait(timeout=timeout_s)
+        finished = time.perf_counter()
+        cpu = meter.stop()
+    handler_cpu = sum(_handler_value(done)["cpu_s"] for done in results)
+    if len(results) != tasks:
+        raise RuntimeError(f"{len(results)}/{tasks} results")
+    return Burst(tasks, submitted - began, finished - began, handler_cpu, cpu)
+
+
+#: The stages of one task's latency, in order, as the bench names them.
+STAGES = (
+    "to persist",
+    "dispatch + queue + pick-up",
+    "handler",
+    "slot to agent",
+    "complete + notify",
+)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One task's latency from submit to result in the client, split into :data:`STAGES` by
+    timestamps on one clock (everything runs on this machine):
+
+    - to persist: from the client's submit call to the task record's ``submitted_at`` (the
+      client's StartSyncExecution, the workflow's start, the persist Lambda's validation);
+    - dispatch + queue + pick-up: from ``submitted_at`` to the handler's start: the PENDING
+      write, the dispatch Lambda's send, SQS delivery to the agent's long poll and the hand-off
+      to a slot. The agent records no receive time, so these are one stage;
+    - handler: the handler's own run;
+    - slot to agent: the result's way back from the slot process to the agent, up to the
+      record's ``finished_at`` (taken before the completion write);
+    - complete + notify: the conditional completion write, the batched notice to the session's
+      queue, the client's long poll and decoding.
+
+    ``submit_call_s`` is when the client's submit call returned: the agent often starts the
+    task before that (the synchronous execution still has to return its output).
+    """
+
+    stages_s: tuple[float, ...]
+    submit_call_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.stages_s)
+
+
+def run_sequential(grid: LocalGrid, count: int, timeout_s: float = 30) -> list[Latency]:
+    """``count`` single tasks, each submitted once the previous one's result is in."""
+    client = client_of(grid)
+    samples: list[Latency] = []
+    with client.open_session() as session:
+        for _ in range(count):
+            began = time.time()
+            session.submit([{}])
+            returned = time.time()
+            (done,) = list(session.results(timeout=timeout_s))
+            value = _handler_value(done)
+            persisted = done.result.submitted_at
+            recorded = done.result.finished_at or done.received_at
+            samples.append(
+                Latency(
+                    (
+                        persisted - began,
+                        value["started_at"] - persisted,
+                        value["finished_at"] - value["started_at"],
+                        recorded - value["finished_at"],
+                        done.received_at - recorded,
+                    ),
+                    returned - began,
+                )
+            )
+    return samples
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def stage_medians(samples: Sequence[Latency]) -> list[float]:
+    return [statistics.median(s.stages_s[i] for s in samples) for i in range(len(STAGES))]
+
+
+def settled_accounting(endpoint_url: str, tasks: int) -> accounting.Accounting:
+    """The counters once the agents have deleted every task message of the run (their
+    reporters send the notices first and the deletes a moment later)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        counted = accounting.fetch(endpoint_url)
+        deleted = sum(
+            row.entries
+            for row in counted.select(service="sqs", operation="DeleteMessageBatch")
+            if row.caller == AGENT_APP_ID and "-session-" not in row.resource
+        )
+        if deleted >= tasks or time.monotonic() > deadline:
+            return counted
+        time.sleep(0.1)
