@@ -15,7 +15,7 @@ class AgentConfig:
     slots: int = 1
     #: Messages taken beyond the free slots, so each receive brings a full batch. They wait in
     #: the agent (their visibility timeout running), so keep it small for long tasks.
-    prefetch: int = 0
+    prefetch: int = 10
     #: Stop when the queues are empty instead of waiting for more work.
     burst: bool = False
     #: Stop after this many tasks (None: no limit).
