@@ -1,5 +1,6 @@
 """Where the CPU goes during a burst: py-spy on the emulator and the agents, cProfile on the
-client. Prints, per process, the functions with the most samples (self and inclusive).
+client. Prints, per process, the functions with the most samples holding the GIL (self and
+inclusive).
 
     python -m htcgrid_bench.profiling --tasks 3000 --py-spy /path/to/py-spy
 
@@ -33,8 +34,8 @@ def summarise(raw: Path, top: int, keep: str = "") -> str:
     inclusive: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
+        if not line.strip() or not line.rpartition(" ")[2].isdigit():
+            continue  # not a stack line
         frames, count = _frames(line)
         names = [frame.split(":")[0].strip() for frame in frames]
         total += count
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                     "--format",
                     "raw",
                     "--rate",
-                    "200",
+                    "100",
+                    # Only threads holding the GIL: the emulator is GIL-bound, so that is its CPU.
+                    "--gil",
                     "--output",
                     str(args.out / f"{name}.txt"),
                     "--nonblocking",
