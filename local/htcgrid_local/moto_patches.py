@@ -329,6 +329,38 @@ def patch_cloudformation_equals_strings() -> None:
 # --- Step Functions interpreter -------------------------------------------------------------
 
 
+def patch_stepfunctions_start_execution_parameters() -> None:
+    """Let a state start another workflow (``arn:aws:states:::states:startExecution``).
+
+    ASL names the integration's parameters as the API does, ``StateMachineArn``, ``Input`` and
+    ``Name``; boto3 calls them ``stateMachineArn``, ``input`` and ``name``. moto's port of the
+    interpreter leaves the base class's renaming step empty, so the call fails with
+    ``KeyError: 'StateMachineArn'`` inside botocore and the state with ``States.Runtime``. The
+    patch renames the parameters after moto's own normalisation (which turns ``Input`` into a
+    JSON string), as AWS does, and names unnamed executions as AWS does.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn,
+    )
+
+    service = state_task_service_sfn.StateTaskServiceSfn
+    original = service._normalise_parameters
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, parameters, boto_service_name, service_action_name)
+        for name in [key for key in parameters if key[:1].isupper()]:
+            parameters[name[0].lower() + name[1:]] = parameters.pop(name)
+        # AWS names an unnamed execution with a UUID; moto's server would call it "None".
+        parameters.setdefault("name", str(uuid.uuid4()))
+
+    service._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+
+
 def patch_stepfunctions_client_cache() -> None:
     """Reuse the interpreter's boto3 clients instead of building one per Task state.
 
@@ -783,6 +815,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "cloudformation_state_machine": patch_cloudformation_state_machine,
     "cloudformation_equals_strings": patch_cloudformation_equals_strings,
     "stepfunctions_client_cache": patch_stepfunctions_client_cache,
+    "stepfunctions_start_execution_parameters": patch_stepfunctions_start_execution_parameters,
     "stepfunctions_program_cache": patch_stepfunctions_program_cache,
     "lambda_layer_version_ref": patch_lambda_layer_version_ref,
     "sqs_retention_check": patch_sqs_retention_check,

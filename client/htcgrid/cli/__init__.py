@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from htcgrid.cli import sessions, tasks, top
+from htcgrid.cli import dlq, sessions, tasks, top
 from htcgrid.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -40,6 +40,7 @@ GROUPS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], No
     tasks.register,
     sessions.register,
     top.register,
+    dlq.register,
 )
 
 EXAMPLES = """
@@ -53,6 +54,8 @@ examples:
   htcgrid --local top                                  # live queues, states, throughput
   htcgrid --stack prod --region eu-west-1 cancel sweep-7
   htcgrid --local delete sweep-7 --yes                 # records and S3 objects
+  htcgrid --local dlq list                             # dead letters and why
+  htcgrid --local dlq redrive --session sweep-7        # one more attempt for them
 
 Each command has --help with its own examples. --json writes one JSON document per line on
 stdout (messages and progress go to stderr).

@@ -16,11 +16,13 @@ or notice is sent again instead of being lost; duplicates of either are harmless
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from itertools import groupby
 
 from botocore.exceptions import ClientError
 
+from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import TransitionRejected
 from htcgrid_core.lifecycle import retry_delay_s
 from htcgrid_core.models import (
@@ -63,9 +65,12 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
     delays: list[int] = []
     failed: list[TaskRecord] = []
     stale: list[str] = []
+    newly_failed: Counter[str] = Counter()
     for failure in request.failures:
         try:
             record = grid.table.record_failure(failure, now)
+            if record.state is TaskState.FAILED:
+                newly_failed[record.session_id] += 1
         except TransitionRejected as rejected:
             earlier = _recorded_before(failure, rejected.current)
             if earlier is None:
@@ -77,6 +82,11 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
             delays.append(retry_delay_s(failure.attempt))
         else:
             failed.append(record)
+    # Counted once, by the write that failed the task (a retried request's earlier write was
+    # counted by its first try, or not at all if that died: counters may trail, never lead).
+    counters = SessionCounters.from_resources(grid)
+    for session_id, count in newly_failed.items():
+        counters.add(session_id, {TaskState.FAILED: count}, now)
     if retries:
         grid.queues.dispatch(retries, delays)
     _announce(failed, grid)

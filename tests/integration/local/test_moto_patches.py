@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from htcgrid_local import moto_patches
 from htcgrid_local.emulator import Emulator
 from htcgrid_local.provision import StackOutputs, provision_stack
+from htcgrid_local.schedules import fire_all
 from tests.integration.local.conftest import FIXTURE_TEMPLATE
 
 pytestmark = pytest.mark.timeout(120)
@@ -309,3 +311,78 @@ def test_send_receive_and_delete_stay_fast_at_depth_1000(sqs_backend: Any) -> No
     elapsed_ms = (time.perf_counter() - started) * 1000
 
     assert elapsed_ms < 100
+
+
+def test_a_state_starts_another_workflow_by_the_apis_parameter_names(
+    aws: Callable[[str], Any],
+) -> None:
+    sfn = aws("stepfunctions")
+    role = "arn:aws:iam::123456789012:role/workflow"
+    child = sfn.create_state_machine(
+        name="child-workflow",
+        type="EXPRESS",
+        roleArn=role,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
+    start = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::states:startExecution",
+        "Parameters": {"StateMachineArn": child, "Input.$": "$"},
+        "End": True,
+    }
+    parent = sfn.create_state_machine(
+        name="parent-workflow",
+        type="EXPRESS",
+        roleArn=role,
+        definition=json.dumps({"StartAt": "Start", "States": {"Start": start}}),
+    )["stateMachineArn"]
+    names = set()
+    for _ in range(2):  # unnamed executions get distinct (UUID) names, as on AWS
+        execution = sfn.start_sync_execution(stateMachineArn=parent, input='{"a": 1}')
+        assert execution["status"] == "SUCCEEDED", execution.get("cause")
+        names.add(json.loads(execution["output"])["executionArn"].rsplit(":", 1)[1])
+    assert len(names) == 2
+    assert "None" not in names
+
+
+def test_a_stacks_schedule_exists_in_the_scheduler_and_is_fired(
+    aws: Callable[[str], Any], local_emulator: Emulator, tmp_path: Path
+) -> None:
+    template = {
+        "Resources": {
+            "Target": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "StateMachineType": "EXPRESS",
+                    "RoleArn": "arn:aws:iam::123456789012:role/workflow",
+                    "DefinitionString": json.dumps(
+                        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+                    ),
+                },
+            },
+            "Every": {
+                "Type": "AWS::Scheduler::Schedule",
+                "Properties": {
+                    "Name": "fixture-every-minute",
+                    "ScheduleExpression": "rate(1 minute)",
+                    "FlexibleTimeWindow": {"Mode": "OFF"},
+                    "Target": {
+                        "Arn": {"Ref": "Target"},
+                        "RoleArn": "arn:aws:iam::123456789012:role/scheduler",
+                        "Input": '{"from": "schedule"}',
+                    },
+                },
+            },
+        },
+        "Outputs": {"TargetArn": {"Value": {"Ref": "Target"}}},
+    }
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template))
+    outputs = provision_stack(local_emulator.endpoint_url, path, "scheduled")
+    schedule = aws("scheduler").get_schedule(Name="fixture-every-minute")
+    assert schedule["Target"]["Arn"] == outputs["TargetArn"]
+    sfn = aws("stepfunctions")
+    before = len(sfn.list_executions(stateMachineArn=outputs["TargetArn"])["executions"])
+    assert fire_all(aws("scheduler"), sfn) >= 1
+    executions = sfn.list_executions(stateMachineArn=outputs["TargetArn"])["executions"]
+    assert len(executions) == before + 1

@@ -412,6 +412,10 @@ class Worker:
         completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
         with self._leases_lock:
             self._leases[message.task_id] = _Lease(completion, task.queue_url, task.receipt_handle)
+        # From now on the message's visibility follows the lease (heartbeats extend both): if
+        # this worker dies, the reaper retries the task and the message, stale by then, comes
+        # back within two lease durations to be cleared, not after the queue's long timeout.
+        self._set_visibility(task, self.grid.settings.lease_duration_s * 2)
         return True
 
     def _stale(self, task: ReceivedTask, message: TaskMessage, current: TaskRecord | None) -> None:
