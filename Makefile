@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help dev demo bench test lint lint-python lint-template schemas local-up local-down clean
+.PHONY: help dev demo chaos bench test lint lint-python lint-template schemas local-up local-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ dev: $(STAMP) ## create the development environment (.venv) with every package e
 
 demo: dev ## run the local grid on 10,000 Monte Carlo option-pricing tasks
 	$(BIN)/python -m htcgrid_examples.demo
+
+chaos: dev ## kill agents and throttle AWS while 5,000 tasks run, then check every task (~5 min)
+	$(BIN)/python -m htcgrid_examples.chaos
 
 bench: dev ## measure throughput, latency, agent CPU, AWS requests and $ per million tasks (~6 min)
 	$(BIN)/pip install -q -r requirements-bench.txt

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,8 +34,12 @@ def fire_all(scheduler: Any, stepfunctions: Any) -> int:
             target = schedule["Target"]
             if ":states:" not in target["Arn"]:
                 continue
+            # Named, as Scheduler names its executions: moto would call every unnamed one
+            # "None", and refuse the second as already existing.
             stepfunctions.start_execution(
-                stateMachineArn=target["Arn"], input=target.get("Input") or "{}"
+                stateMachineArn=target["Arn"],
+                name=f"{summary['Name']}-{uuid.uuid4()}"[:80],
+                input=target.get("Input") or "{}",
             )
             fired += 1
     return fired

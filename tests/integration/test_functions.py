@@ -20,8 +20,11 @@ from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     CancelReport,
     DispatchBatch,
+    FailureCause,
     InlineData,
+    ReaperReport,
     ResultsPage,
+    RetryReport,
     SessionStatus,
     SubmissionReceipt,
     TaskMessage,
@@ -29,6 +32,7 @@ from htcgrid_core.models import (
 )
 from htcgrid_core.resources import GridResources
 from htcgrid_core.table import Completion
+from tests.integration.builders import persist
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,3 +159,36 @@ def test_cancel_cancels_the_sample_session(
     assert report.next_token is None
     records = grid.table.get_records(session_id, batch.task_ids)
     assert {r.state for r in records.values()} == {TaskState.CANCELLED}
+
+
+def test_retry_decides_the_sample_failure(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    batch = persist(grid, session_id, ["x"], max_attempts=3)
+    (task_id,) = batch.task_ids
+    sample = event("retry")
+    failure = {**sample["failures"][0], "session_id": session_id, "task_id": task_id}
+    report = RetryReport.model_validate(invoke("retry", {"failures": [failure]}))
+    assert report.retried == [task_id]
+    record = grid.table.get_records(session_id, [task_id])[task_id]
+    assert (record.state, record.attempt) == (TaskState.PENDING, 2)
+    assert record.errors[0].message == "the handler raised on its first attempt"
+    with pytest.raises(InvalidSubmissionError, match="failures"):
+        invoke("retry", {"failures": []})
+
+
+def test_reaper_reports_expired_leases_in_retry_batches(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    (task_id,) = persist(grid, session_id, ["x"], timeout_s=600).task_ids
+    now = time.time()
+    grid.table.claim(session_id, task_id, 1, "gone", now - 1, now - 61)
+    report = ReaperReport.model_validate(invoke("reaper", event("reaper")))
+    mine = [f for b in report.batches for f in b.failures if f.task_id == task_id]
+    assert [(f.cause, f.lease_token, f.error.type) for f in mine] == [
+        (FailureCause.LEASE_EXPIRED, "gone", "LeaseExpired")
+    ]
+    swept = ReaperReport.model_validate(invoke("reaper", {"sweep": "dead_letters"}))
+    assert all(f.session_id != session_id for b in swept.batches for f in b.failures)
+    with pytest.raises(InvalidSubmissionError, match="sweep"):
+        invoke("reaper", {"sweep": "everything"})
