@@ -715,6 +715,47 @@ def patch_cloudformation_alarm() -> None:
         cached.cache_clear()
 
 
+# --- DynamoDB -------------------------------------------------------------------------------
+
+
+def patch_dynamodb_query_skips_the_full_sort() -> None:
+    """Query without sorting the whole table first.
+
+    moto's ``Table.query`` walks ``Table.all_items()``, which sorts every item of the table by
+    its key (``DynamoType`` comparisons in Python), and then sorts the matching items again by
+    the query's own key. With thousands of tasks, each query (a session's status, the reaper's
+    16 index queries per run) cost a sort of the whole table, and the emulator's one core went
+    to that. Inside ``query`` the first sort is skipped: the matches are sorted by their full
+    key afterwards anyway, so results and pages are the same.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original_query = Table.query
+    original_all_items = Table.all_items
+    querying = threading.local()
+
+    def all_items(self: Table) -> list[Any]:
+        if not getattr(querying, "active", False):
+            return original_all_items(self)
+        items: list[Any] = []
+        for hash_set in self.items.values():
+            if self.range_key_attr:
+                items.extend(hash_set.values())
+            else:
+                items.append(hash_set)
+        return items
+
+    def query(self: Table, *args: Any, **kwargs: Any) -> Any:
+        querying.active = True
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            querying.active = False
+
+    Table.all_items = all_items  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
+
+
 # --- EventBridge Scheduler ------------------------------------------------------------------
 
 
@@ -826,6 +867,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "sqs_delete_stops_at_the_message": patch_sqs_delete_stops_at_the_message,
     "cloudformation_alarm": patch_cloudformation_alarm,
     "cloudformation_schedule": patch_cloudformation_schedule,
+    "dynamodb_query_skips_the_full_sort": patch_dynamodb_query_skips_the_full_sort,
 }
 
 

@@ -387,3 +387,56 @@ def test_a_stacks_schedule_exists_in_the_scheduler_and_is_fired(
         assert fire_all(aws("scheduler"), sfn) >= 1
     executions = sfn.list_executions(stateMachineArn=outputs["TargetArn"])["executions"]
     assert len(executions) == before + 2
+
+
+def test_queries_page_in_key_order_without_sorting_the_table_first(
+    aws: Callable[[str], Any],
+) -> None:
+    ddb = aws("dynamodb")
+    name = f"query-order-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": t}
+            for a, t in (("pk", "S"), ("sk", "S"), ("shard", "S"), ("at", "N"))
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-time",
+                "KeySchema": [
+                    {"AttributeName": "shard", "KeyType": "HASH"},
+                    {"AttributeName": "at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    for i in reversed(range(60)):  # written out of order, a third of them in the index
+        item = {"pk": {"S": f"p{i % 3}"}, "sk": {"S": f"s{i:03d}"}}
+        if i % 3 == 0:
+            item |= {"shard": {"S": "x"}, "at": {"N": str(1000 - i)}}
+        ddb.put_item(TableName=name, Item=item)
+
+    def pages(**query: Any) -> list[dict[str, Any]]:
+        found, start = [], {}
+        while True:
+            page = ddb.query(TableName=name, Limit=7, **query, **start)
+            found += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return found
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    base = pages(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p1"}})
+    assert [i["sk"]["S"] for i in base] == [f"s{i:03d}" for i in range(60) if i % 3 == 1]
+    index = pages(
+        IndexName="by-time",
+        KeyConditionExpression="shard = :s AND #at < :t",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":s": {"S": "x"}, ":t": {"N": "1000"}},
+    )
+    assert [int(i["at"]["N"]) for i in index] == sorted(1000 - i for i in range(3, 60, 3))
