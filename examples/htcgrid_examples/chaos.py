@@ -67,6 +67,7 @@ class ChaosPlan:
     kill_period_s: float = 4.0
     sigterm_share: float = 0.3
     max_attempts: int = 3
+    max_receive_count: int = 8
     seed: int = 7
     timeout_s: float = 900.0
 
@@ -179,7 +180,7 @@ def start_grid(plan: ChaosPlan, console: Console) -> LocalGrid:
             "TaskVisibilityTimeoutSeconds": "30",
             "LeaseDurationSeconds": "6",
             "MaxAttempts": str(plan.max_attempts),
-            "MaxReceiveCount": "8",
+            "MaxReceiveCount": str(plan.max_receive_count),
         },
         agent_env={
             "HTCGRID_FAULTS": faults,
@@ -314,19 +315,22 @@ def _wrong(
 ) -> str | None:
     """Why a finished task's record contradicts its intent, if it does.
 
-    A killed worker's attempt is a failed attempt too (``LeaseExpired`` for a leased task), so
-    the errors a task may carry are its handler's (if it was told to fail) and worker losses.
+    A killed worker's attempt shows as ``LeaseExpired`` (for a leased task), so the errors a
+    task may carry are its handler's (if it was told to fail) and worker losses. Handler errors
+    spend the attempt budget, worker losses their own (``max_receive_count``).
     """
     errors = [error.type for error in record.errors]
     allowed = {WORKER_LOST} | ({HANDLER_ERROR} if intent.kind != "ok" else set())
-    if record.attempt > plan.max_attempts:
+    handler_errors, losses = errors.count(HANDLER_ERROR), errors.count(WORKER_LOST)
+    if handler_errors > plan.max_attempts or losses > plan.max_receive_count:
         return "attempts beyond the budget"
     if set(errors) - allowed:
         return f"errors it was not told to raise: {sorted(set(errors) - allowed)}"
     if intent.kind == "permanent":
         if record.state is not TaskState.FAILED:
             return "an always-failing task did not fail"
-        if len(errors) != record.attempt or record.attempt != plan.max_attempts:
+        spent = handler_errors == plan.max_attempts or losses == plan.max_receive_count
+        if len(errors) != record.attempt or not spent:
             return "a failed task without the error of each attempt of its budget"
         return None
     if record.state is not TaskState.SUCCEEDED:

@@ -154,7 +154,9 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
     grid: GridResources, session_id: str
 ) -> None:
     (task_id,) = persist(grid, session_id, ["x"], max_attempts=2).task_ids
-    returned = grid.table.record_failure(failure(session_id, task_id, 1, 2), time.time())
+    returned = grid.table.record_failure(
+        failure(session_id, task_id, 1, 2), TaskState.PENDING, time.time()
+    )
     first = grid.table.get_records(session_id, [task_id])[task_id]
     assert returned == first
     assert first.state is TaskState.PENDING
@@ -163,7 +165,9 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
         grid.table.record_success(
             Completion(session_id, task_id, 1, None), InlineData(inline="stale"), time.time()
         )
-    returned = grid.table.record_failure(failure(session_id, task_id, 2, 2), time.time())
+    returned = grid.table.record_failure(
+        failure(session_id, task_id, 2, 2), TaskState.FAILED, time.time()
+    )
     final = grid.table.get_records(session_id, [task_id])[task_id]
     assert returned.state is final.state is TaskState.FAILED
     assert final.attempt == 2
@@ -174,7 +178,7 @@ def test_failed_attempts_retry_within_budget_then_fail_keeping_every_error(
 def test_non_retryable_error_fails_the_task_at_once(grid: GridResources, session_id: str) -> None:
     (task_id,) = persist(grid, session_id, ["x"], max_attempts=5).task_ids
     returned = grid.table.record_failure(
-        failure(session_id, task_id, 1, 5, retryable=False), time.time()
+        failure(session_id, task_id, 1, 5, retryable=False), TaskState.FAILED, time.time()
     )
     record = grid.table.get_records(session_id, [task_id])[task_id]
     assert returned.state is record.state is TaskState.FAILED
@@ -291,11 +295,13 @@ def test_reaper_loses_to_a_heartbeat_that_renewed_the_lease(
     # The holder's heartbeat lands between the reaper's query and its write.
     grid.table.extend_lease(Completion(session_id, task_id, 1, "lease"), now + 60)
     with pytest.raises(TransitionRejected) as rejected:
-        grid.table.record_failure(expired, now)
+        grid.table.record_failure(expired, TaskState.PENDING, now)
     assert rejected.value.current.state is TaskState.RUNNING
     # Once it really expires, the reaper's write wins and the task leaves the index.
     later = now + 61
-    retried = grid.table.record_failure(expired.model_copy(update={"error": error(1)}), later)
+    retried = grid.table.record_failure(
+        expired.model_copy(update={"error": error(1)}), TaskState.PENDING, later
+    )
     assert (retried.state, retried.attempt, retried.lease_token) == (TaskState.PENDING, 2, None)
     assert not [
         f
@@ -309,9 +315,11 @@ def test_only_dead_lettered_failures_can_be_redriven(grid: GridResources, sessio
     dead, broken = persist(grid, session_id, ["dead", "broken"], max_attempts=1).task_ids
     now = time.time()
     grid.table.record_failure(
-        failure(session_id, dead, 1, 1, retryable=False, cause=FailureCause.DEAD_LETTERED), now
+        failure(session_id, dead, 1, 1, retryable=False, cause=FailureCause.DEAD_LETTERED),
+        TaskState.FAILED,
+        now,
     )
-    grid.table.record_failure(failure(session_id, broken, 1, 1), now)
+    grid.table.record_failure(failure(session_id, broken, 1, 1), TaskState.FAILED, now)
     with pytest.raises(TransitionRejected):  # failed on its own errors: stays FAILED
         grid.table.redrive(session_id, broken, 1, 1)
     reopened = grid.table.redrive(session_id, dead, 1, 1)

@@ -10,7 +10,7 @@ from htcgrid_core.lifecycle import (
     retry_delay_s,
     state_after_failure,
 )
-from htcgrid_core.models import TaskState
+from htcgrid_core.models import TaskError, TaskState
 
 
 @pytest.mark.parametrize("terminal", [TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED])
@@ -26,14 +26,31 @@ def test_unfinished_states_can_reach_every_terminal_state() -> None:
         ]
 
 
+def errors(*types: str, retryable: bool = True) -> list[TaskError]:
+    return [
+        TaskError(type=t, message=t, attempt=i + 1, at=0.0, retryable=retryable)
+        for i, t in enumerate(types)
+    ]
+
+
 def test_failure_goes_back_to_pending_while_budget_lasts() -> None:
-    assert state_after_failure(1, 3, retryable=True) is TaskState.PENDING
-    assert state_after_failure(2, 3, retryable=True) is TaskState.PENDING
-    assert state_after_failure(3, 3, retryable=True) is TaskState.FAILED
+    assert state_after_failure(errors("E"), 3, 5) is TaskState.PENDING
+    assert state_after_failure(errors("E", "E"), 3, 5) is TaskState.PENDING
+    assert state_after_failure(errors("E", "E", "E"), 3, 5) is TaskState.FAILED
 
 
 def test_non_retryable_failure_fails_at_once() -> None:
-    assert state_after_failure(1, 5, retryable=False) is TaskState.FAILED
+    assert state_after_failure(errors("E", retryable=False), 5, 5) is TaskState.FAILED
+
+
+def test_dead_workers_spend_their_own_budget_not_the_attempts() -> None:
+    lost = "LeaseExpired"
+    # three workers lost and one handler error: still within both budgets
+    assert state_after_failure(errors(lost, lost, lost, "E"), 2, 5) is TaskState.PENDING
+    # the handler's second error spends the attempt budget, however many workers were lost
+    assert state_after_failure(errors(lost, "E", lost, "E"), 2, 5) is TaskState.FAILED
+    # and losing max_worker_losses workers fails the task (as SQS dead-letters a short task)
+    assert state_after_failure(errors(lost, lost, lost), 3, 3) is TaskState.FAILED
 
 
 def test_unleased_holder_expects_pending_and_leased_holder_expects_its_token() -> None:

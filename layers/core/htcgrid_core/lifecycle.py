@@ -13,9 +13,10 @@ RUNNING with that token.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from htcgrid_core.models import FailureCause, TaskState
+from htcgrid_core.models import FailureCause, TaskError, TaskState
 
 PENDING, RUNNING = TaskState.PENDING, TaskState.RUNNING
 SUCCEEDED, FAILED, CANCELLED = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED
@@ -89,11 +90,24 @@ def expect_cancellable() -> Expectation:
     return Expectation(states=frozenset({PENDING, RUNNING}))
 
 
-def state_after_failure(attempt: int, max_attempts: int, *, retryable: bool) -> TaskState:
-    """PENDING (another attempt) while the budget lasts and the error allows it, else FAILED."""
-    if retryable and attempt < max_attempts:
-        return PENDING
-    return FAILED
+#: Errors that say a task's worker died, not that the task failed. They spend the task's
+#: worker-loss budget (the same ``max_receive_count`` SQS grants a short task's redeliveries),
+#: never its attempt budget: a task on spot capacity must not fail because nodes were reclaimed.
+WORKER_LOSS_ERRORS = frozenset({"LeaseExpired"})
+
+
+def state_after_failure(
+    errors: Sequence[TaskError], max_attempts: int, max_worker_losses: int
+) -> TaskState:
+    """Where a task goes after the last of ``errors`` (every error it has had, oldest first):
+    PENDING (another attempt) while neither budget is spent and the error allows a retry,
+    else FAILED."""
+    if not errors[-1].retryable:
+        return FAILED
+    losses = sum(error.type in WORKER_LOSS_ERRORS for error in errors)
+    if len(errors) - losses >= max_attempts or losses >= max_worker_losses:
+        return FAILED
+    return PENDING
 
 
 def retry_delay_s(attempt: int, *, base_s: float = 2.0, cap_s: int = MAX_RETRY_DELAY_S) -> int:

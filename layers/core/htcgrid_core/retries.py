@@ -4,7 +4,12 @@ The retry workflow's function calls ``decide`` with failures from agents (handle
 timeouts, crashes of the handler process), from the reaper (leases that expired: dead workers)
 and from the DLQ sweep (messages delivered too often without an outcome). For each, one
 conditional write records the attempt's error and moves the task on: back to PENDING at the
-next attempt while its budget lasts and the error allows a retry, else FAILED. A retried task
+next attempt while its budgets last and the error allows a retry, else FAILED. Handler errors
+spend the task's attempt budget; a dead worker's attempt (``LeaseExpired``) spends its
+worker-loss budget instead (``max_receive_count``, as SQS grants a short task's redeliveries),
+so reclaimed spot nodes never fail a task that would succeed. The decision reads the tasks'
+error history first (one batch read); the write names the attempt, so it cannot land on a task
+that moved on in between. A retried task
 gets a new message after an exponential, fully jittered delay; a FAILED one is announced to
 its session's result queue.
 
@@ -24,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import TransitionRejected
-from htcgrid_core.lifecycle import retry_delay_s
+from htcgrid_core.lifecycle import retry_delay_s, state_after_failure
 from htcgrid_core.models import (
     AttemptFailure,
     ResultNotice,
@@ -66,13 +71,22 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
     failed: list[TaskRecord] = []
     stale: list[str] = []
     newly_failed: Counter[str] = Counter()
+    tasks = _read_tasks(request.failures, grid)
     for failure in request.failures:
+        task = tasks.get((failure.session_id, failure.task_id))
         try:
-            record = grid.table.record_failure(failure, now)
+            if task is None:  # deleted with its session
+                raise TransitionRejected(failure.task_id, "record failure", None)
+            target = state_after_failure(
+                [*task.errors, failure.error],
+                task.max_attempts,
+                grid.settings.max_receive_count,
+            )
+            record = grid.table.record_failure(failure, target, now)
             if record.state is TaskState.FAILED:
                 newly_failed[record.session_id] += 1
         except TransitionRejected as rejected:
-            earlier = _recorded_before(failure, rejected.current)
+            earlier = _recorded_before(failure, rejected.current if task else None)
             if earlier is None:
                 stale.append(failure.task_id)
                 continue
@@ -99,6 +113,20 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
         failed=[r.task_id for r in failed],
         stale=stale,
     )
+
+
+def _read_tasks(
+    failures: Sequence[AttemptFailure], grid: GridResources
+) -> dict[tuple[str, str], TaskRecord]:
+    """The failed tasks as they are, for their error history (one batch read per session)."""
+    by_session: dict[str, list[str]] = {}
+    for failure in failures:
+        by_session.setdefault(failure.session_id, []).append(failure.task_id)
+    found: dict[tuple[str, str], TaskRecord] = {}
+    for session_id, task_ids in by_session.items():
+        for task_id, record in grid.table.get_records(session_id, task_ids).items():
+            found[(session_id, task_id)] = record
+    return found
 
 
 def _recorded_before(failure: AttemptFailure, current: TaskRecord | None) -> TaskRecord | None:

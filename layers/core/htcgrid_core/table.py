@@ -23,7 +23,6 @@ from htcgrid_core.lifecycle import (
     expect_claimable,
     expect_failed_by,
     expect_holder,
-    state_after_failure,
 )
 from htcgrid_core.models import (
     AttemptFailure,
@@ -357,15 +356,14 @@ class TaskTable:
             },
         )
 
-    def record_failure(self, failure: AttemptFailure, now: float) -> TaskRecord:
-        """Record a failed attempt: back to PENDING at the next attempt while the budget lasts
-        (and the error is retryable), else FAILED. Every attempt's error is kept. What the write
-        expects depends on who saw the failure (``lifecycle.expect_failed_by``). Returns the
-        task as it now is, for the retry's next message or the failure's notice."""
+    def record_failure(self, failure: AttemptFailure, target: TaskState, now: float) -> TaskRecord:
+        """Record a failed attempt and move the task to ``target``: PENDING at the next attempt,
+        or FAILED (``lifecycle.state_after_failure`` decides). Every attempt's error is kept.
+        What the write expects depends on who saw the failure (``lifecycle.expect_failed_by``);
+        it names the attempt, so a decision made on a read of the task cannot land on a task
+        that moved on since. Returns the task as it now is, for the retry's next message or the
+        failure's notice."""
         error = failure.error
-        target = state_after_failure(
-            failure.attempt, failure.max_attempts, retryable=error.retryable
-        )
         update = "SET #state = :target, errors = list_append(if_not_exists(errors, :none), :error)"
         values: dict[str, Any] = {
             ":target": _s(target),
