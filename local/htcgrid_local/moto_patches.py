@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import json
 import re
 import sys
@@ -745,6 +746,8 @@ def patch_dynamodb_query_skips_the_full_sort() -> None:
                 items.append(hash_set)
         return items
 
+    # Same signature as moto's (accounting.py binds Table.query's arguments by name).
+    @functools.wraps(original_query)
     def query(self: Table, *args: Any, **kwargs: Any) -> Any:
         querying.active = True
         try:

@@ -19,8 +19,9 @@ def test_low_priority_tasks_progress_under_a_high_priority_backlog_with_a_weight
     order = tmp_path / "order"
     low = submit(grid, session_id, [{"touch": str(order)}] * 3, priority=0).task_ids
     high = submit(grid, session_id, [{"touch": str(order)}] * 12, priority=2).task_ids
-    # WHEN one single-slot agent with a starvation weight of 3 works through them
-    config = AgentConfig(handler=HANDLER, slots=1, burst=True, starvation_weight=3)
+    # WHEN one single-slot agent with a starvation weight of 3 works through them (without
+    # prefetch, so that a fetch is one task: the weight counts fetches)
+    config = AgentConfig(handler=HANDLER, slots=1, prefetch=0, burst=True, starvation_weight=3)
     Worker(config, grid).work()
     # THEN low-priority tasks ran while urgent ones were still waiting: one within the first
     # weight + 1 starts, and all of them before the backlog was done

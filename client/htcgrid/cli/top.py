@@ -54,9 +54,9 @@ def latency_sample(grid: Grid, sessions: list[SessionStatus]) -> list[float]:
     a sample, not every task)."""
     finished = [TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED]
     sample: list[float] = []
+    # Every session is read, not only those whose counters show finished tasks: counters
+    # trail the records by up to a second.
     for session in sessions[:LATENCY_SESSIONS]:
-        if not session.finished:
-            continue
         page = grid.tasks_page(session.session_id, finished, limit=LATENCY_SAMPLE)
         sample.extend(t.finished_at - t.submitted_at for t in page.tasks if t.finished_at)
     return sample

@@ -277,8 +277,12 @@ class Worker:
         with self._held_changed:
             self._held += len(received)
         for task in received:
+            # Prefetched messages wait highest priority first; with a starvation weight the
+            # fetch order already decided who goes next, so they keep it (else a low task
+            # fetched for its turn would wait behind every urgent one prefetched after it).
             priority = task.message.priority if task.message else 0
-            self._buffer.put(_Queued((-priority, next(self._sequence)), task))
+            rank = 0 if self.config.starvation_weight else -priority
+            self._buffer.put(_Queued((rank, next(self._sequence)), task))
 
     def _hand_back_buffered(self) -> None:
         """Messages received but not started go straight back to their queue for others."""
