@@ -759,6 +759,30 @@ def patch_dynamodb_query_skips_the_full_sort() -> None:
     Table.query = query  # type: ignore[method-assign]
 
 
+def patch_dynamodb_conditional_writes_are_atomic() -> None:
+    """Make each DynamoDB write one atomic step, as DynamoDB's are.
+
+    moto checks a write's ConditionExpression and then applies it, with nothing between the
+    two: two threads of the server can both pass the check (``state = PENDING``) and both
+    write. That is the one guarantee the grid's exactly-once recording rests on, and a racing
+    test caught moto breaking it. Item writes of a backend are serialised by one lock (reads
+    stay concurrent); the emulator's DynamoDB throughput is CPU-bound on one core anyway.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def serialised(
+            self: DynamoDBBackend, *args: Any, __original: Any = original, **kwargs: Any
+        ) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(serialised))
+
+
 # --- EventBridge Scheduler ------------------------------------------------------------------
 
 
@@ -871,6 +895,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "cloudformation_alarm": patch_cloudformation_alarm,
     "cloudformation_schedule": patch_cloudformation_schedule,
     "dynamodb_query_skips_the_full_sort": patch_dynamodb_query_skips_the_full_sort,
+    "dynamodb_conditional_writes_are_atomic": patch_dynamodb_conditional_writes_are_atomic,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -440,3 +441,49 @@ def test_queries_page_in_key_order_without_sorting_the_table_first(
         ExpressionAttributeValues={":s": {"S": "x"}, ":t": {"N": "1000"}},
     )
     assert [int(i["at"]["N"]) for i in index] == sorted(1000 - i for i in range(3, 60, 3))
+
+
+def test_racing_conditional_writes_let_exactly_one_win(aws: Callable[[str], Any]) -> None:
+    ddb = aws("dynamodb")
+    name = f"race-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    for round_ in range(5):
+        key = {"pk": {"S": f"task-{round_}"}}
+        ddb.put_item(TableName=name, Item={**key, "state": {"S": "PENDING"}})
+        barrier = threading.Barrier(12)
+        wins: list[int] = []
+
+        def complete(
+            writer: int, key: dict[str, Any] = key, barrier: Any = barrier, wins: list[int] = wins
+        ) -> None:
+            barrier.wait()
+            try:
+                ddb.update_item(
+                    TableName=name,
+                    Key=key,
+                    UpdateExpression="SET #s = :done, winner = :w",
+                    ConditionExpression="#s = :pending",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={
+                        ":done": {"S": "SUCCEEDED"},
+                        ":pending": {"S": "PENDING"},
+                        ":w": {"N": str(writer)},
+                    },
+                )
+                wins.append(writer)
+            except ddb.exceptions.ConditionalCheckFailedException:
+                pass
+
+        threads = [threading.Thread(target=complete, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(wins) == 1
+        item = ddb.get_item(TableName=name, Key=key)["Item"]
+        assert item["winner"]["N"] == str(wins[0])
