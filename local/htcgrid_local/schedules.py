@@ -5,8 +5,9 @@ This thread, inside the emulator process, starts each enabled schedule's target 
 ``period_s`` seconds, whatever its rate expression says: on AWS the reaper runs every minute
 (Scheduler's finest rate), locally every 10 s by default (every 2 s in the chaos run) so a dead
 worker's task comes back within a test's patience. Not faster by default: on the emulator each
-run's index queries walk the whole table, which a 10,000-task demo would feel. Only Step Functions targets are fired (the only kind the template has); the
-start goes through the emulator's own API, as Scheduler's would through AWS's.
+run's index queries walk the whole table, which a 10,000-task demo would feel. Only Step
+Functions targets are fired (the only kind the template has); the start goes through the
+emulator's own API, as Scheduler's would through AWS's.
 """
 
 from __future__ import annotations
