@@ -13,7 +13,7 @@ made visible again before they return, so a listing never hides messages from th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from htcgrid_core.counters import SessionCounters
@@ -85,20 +85,6 @@ def _read(queues: Queues, url: str, limit: int) -> list[ReceivedTask]:
     return received
 
 
-def _records(
-    table: TaskTable, received: Iterable[ReceivedTask]
-) -> dict[tuple[str, str], TaskRecord]:
-    by_session: dict[str, list[str]] = {}
-    for task in received:
-        if task.message is not None:
-            by_session.setdefault(task.message.session_id, []).append(task.message.task_id)
-    found: dict[tuple[str, str], TaskRecord] = {}
-    for session_id, task_ids in by_session.items():
-        for task_id, record in table.get_records(session_id, task_ids).items():
-            found[(session_id, task_id)] = record
-    return found
-
-
 def peek(
     queues: Queues, table: TaskTable, priorities: Sequence[int], limit: int = 100
 ) -> list[DeadLetter]:
@@ -108,7 +94,9 @@ def peek(
         url = queues.dead_letter_queue_url(priority)
         received = _read(queues, url, limit)
         try:
-            records = _records(table, received)
+            records = table.get_tasks(
+                (t.message.session_id, t.message.task_id) for t in received if t.message
+            )
         finally:
             queues.make_visible(url, [task.receipt_handle for task in received])
         letters.extend(

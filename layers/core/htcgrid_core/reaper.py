@@ -93,36 +93,31 @@ def _unfinished(
     for task in received:
         if task.message is not None:  # not a task: nothing to mark; it waits in the DLQ
             messages[(task.message.session_id, task.message.task_id)] = task.message
-    by_session: dict[str, list[str]] = {}
-    for session_id, task_id in messages:
-        by_session.setdefault(session_id, []).append(task_id)
+    records = grid.table.get_tasks(messages)
     failures: list[AttemptFailure] = []
-    for session_id, task_ids in by_session.items():
-        records = grid.table.get_records(session_id, task_ids)
-        for task_id in task_ids:
-            message = messages[(session_id, task_id)]
-            record = records.get(task_id)
-            if record is None or record.state.is_terminal or record.attempt != message.attempt:
-                continue
-            failures.append(
-                AttemptFailure(
-                    session_id=session_id,
-                    task_id=task_id,
-                    attempt=message.attempt,
-                    max_attempts=message.max_attempts,
-                    cause=FailureCause.DEAD_LETTERED,
-                    error=TaskError(
-                        type="DeadLettered",
-                        message=(
-                            "the task's message was delivered "
-                            f"{grid.settings.max_receive_count} times without an "
-                            "outcome and moved to the dead-letter queue: its workers died or "
-                            "could not process it. `htcgrid dlq redrive` replays it."
-                        ),
-                        attempt=message.attempt,
-                        at=now,
-                        retryable=False,
+    for (session_id, task_id), message in messages.items():
+        record = records.get((session_id, task_id))
+        if record is None or record.state.is_terminal or record.attempt != message.attempt:
+            continue
+        failures.append(
+            AttemptFailure(
+                session_id=session_id,
+                task_id=task_id,
+                attempt=message.attempt,
+                max_attempts=message.max_attempts,
+                cause=FailureCause.DEAD_LETTERED,
+                error=TaskError(
+                    type="DeadLettered",
+                    message=(
+                        "the task's message was delivered "
+                        f"{grid.settings.max_receive_count} times without an "
+                        "outcome and moved to the dead-letter queue: its workers died or "
+                        "could not process it. `htcgrid dlq redrive` replays it."
                     ),
-                )
+                    attempt=message.attempt,
+                    at=now,
+                    retryable=False,
+                ),
             )
+        )
     return failures

@@ -71,7 +71,8 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
     failed: list[TaskRecord] = []
     stale: list[str] = []
     newly_failed: Counter[str] = Counter()
-    tasks = _read_tasks(request.failures, grid)
+    # The failed tasks as they are, for their error history (one batch read per session).
+    tasks = grid.table.get_tasks((f.session_id, f.task_id) for f in request.failures)
     for failure in request.failures:
         task = tasks.get((failure.session_id, failure.task_id))
         try:
@@ -113,20 +114,6 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
         failed=[r.task_id for r in failed],
         stale=stale,
     )
-
-
-def _read_tasks(
-    failures: Sequence[AttemptFailure], grid: GridResources
-) -> dict[tuple[str, str], TaskRecord]:
-    """The failed tasks as they are, for their error history (one batch read per session)."""
-    by_session: dict[str, list[str]] = {}
-    for failure in failures:
-        by_session.setdefault(failure.session_id, []).append(failure.task_id)
-    found: dict[tuple[str, str], TaskRecord] = {}
-    for session_id, task_ids in by_session.items():
-        for task_id, record in grid.table.get_records(session_id, task_ids).items():
-            found[(session_id, task_id)] = record
-    return found
 
 
 def _recorded_before(failure: AttemptFailure, current: TaskRecord | None) -> TaskRecord | None:

@@ -236,19 +236,23 @@ class TaskTable:
         Unconditional by design (BatchWriteItem takes no conditions): callers only write tasks
         that no message can have reached yet (see ``begin_submission``).
         """
-        for start in range(0, len(records), _WRITE_BATCH):
-            requests: list[Any] = [
-                {"PutRequest": {"Item": encode_record(r)}}
-                for r in records[start : start + _WRITE_BATCH]
-            ]
+        self._batch_write(
+            [{"PutRequest": {"Item": encode_record(r)}} for r in records], "task writes"
+        )
+
+    def _batch_write(self, requests: Sequence[Any], what: str) -> None:
+        """BatchWriteItem ``requests``, 25 per call, resending what DynamoDB left unprocessed
+        with backoff (botocore retries only requests that failed as a whole)."""
+        for start in range(0, len(requests), _WRITE_BATCH):
+            batch = list(requests[start : start + _WRITE_BATCH])
             for attempt in range(_BATCH_RETRIES):
-                response = self._client.batch_write_item(RequestItems={self._name: requests})
-                requests = list(response.get("UnprocessedItems", {}).get(self._name, []))
-                if not requests:
+                response = self._client.batch_write_item(RequestItems={self._name: batch})
+                batch = list(response.get("UnprocessedItems", {}).get(self._name, []))
+                if not batch:
                     break
                 aws.pause_before_resend(attempt)
             else:
-                raise RetryableError(f"{len(requests)} task writes still unprocessed (throttled)")
+                raise RetryableError(f"{len(batch)} {what} still unprocessed (throttled)")
 
     # -- lifecycle transitions -----------------------------------------------------------------
 
@@ -502,6 +506,18 @@ class TaskTable:
 
     # -- reads -----------------------------------------------------------------------------------
 
+    def get_tasks(self, tasks: Iterable[tuple[str, str]]) -> dict[tuple[str, str], TaskRecord]:
+        """The records that exist of ``(session_id, task_id)`` pairs from any sessions, keyed by
+        the pair (``get_records`` for each session's tasks)."""
+        by_session: dict[str, list[str]] = {}
+        for session_id, task_id in tasks:
+            by_session.setdefault(session_id, []).append(task_id)
+        return {
+            (session_id, task_id): record
+            for session_id, task_ids in by_session.items()
+            for task_id, record in self.get_records(session_id, task_ids).items()
+        }
+
     def get_records(self, session_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
         """The records of the named tasks that exist (strongly consistent, 100 per request)."""
         ids = list(dict.fromkeys(task_ids))
@@ -657,15 +673,4 @@ class TaskTable:
     def delete_keys(self, item_keys: Sequence[Item]) -> None:
         """Delete the items with these keys, 25 per BatchWriteItem, resending what DynamoDB
         left unprocessed (deleting a missing item is not an error)."""
-        for start in range(0, len(item_keys), _WRITE_BATCH):
-            requests: list[Any] = [
-                {"DeleteRequest": {"Key": key}} for key in item_keys[start : start + _WRITE_BATCH]
-            ]
-            for attempt in range(_BATCH_RETRIES):
-                response = self._client.batch_write_item(RequestItems={self._name: requests})
-                requests = list(response.get("UnprocessedItems", {}).get(self._name, []))
-                if not requests:
-                    break
-                aws.pause_before_resend(attempt)
-            else:
-                raise RetryableError(f"{len(requests)} deletes still unprocessed (throttled)")
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in item_keys], "deletes")
