@@ -45,7 +45,13 @@ def measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     summaries: list[dict[str, float]] = []
     console.print(f"starting the local grid ({args.agents} agents x {args.slots} slots)")
     started = time.perf_counter()
-    with runs.local_grid(args.agents, args.slots, args.prefetch, count_requests=True) as grid:
+    with runs.local_grid(
+        args.agents,
+        args.slots,
+        args.prefetch,
+        count_requests=True,
+        aws_latency_ms=args.aws_latency_ms,
+    ) as grid:
         console.print(f"local grid up in {time.perf_counter() - started:.1f} s")
         runs.run_burst(grid, 200)  # warm-up: handler imports, queue URL lookups, cold starts
         for repeat in range(1, args.repeats + 1):
@@ -67,7 +73,13 @@ def measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     for count in args.scaling:
         with (
             console.status(f"scaling: {count} agent(s), {args.scaling_tasks:,} no-op tasks"),
-            runs.local_grid(count, args.slots, args.prefetch, count_requests=False) as g,
+            runs.local_grid(
+                count,
+                args.slots,
+                args.prefetch,
+                count_requests=False,
+                aws_latency_ms=args.aws_latency_ms,
+            ) as g,
         ):
             runs.run_burst(g, 100)
             scaling[count] = [
@@ -80,6 +92,7 @@ def measure(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             "slots": args.slots,
             "prefetch": args.prefetch,
             "repeats": args.repeats,
+            "aws_latency_ms": args.aws_latency_ms,
         },
         "bursts": [asdict(b) | {"tasks_per_s": b.tasks_per_s} for b in bursts],
         "sleepers": [asdict(b) | {"tasks_per_s": b.tasks_per_s} for b in sleepers],
@@ -110,10 +123,12 @@ def report(results: dict[str, Any], console: Console) -> str:
         return " / ".join(fmt.format(float(row[key])) for row in rows)
 
     burst_tasks, sleep_tasks = bursts[0]["tasks"], sleepers[0]["tasks"]
+    added_ms = config.get("aws_latency_ms", 0)
+    latency = f", +{added_ms:g} ms per AWS request" if added_ms else ""
     local_tps = med(bursts, "tasks_per_s")
     throughput = _table(
         f"Throughput (median of {config['repeats']}; {config['agents']} agents x"
-        f" {config['slots']} slots, prefetch {config['prefetch']})",
+        f" {config['slots']} slots, prefetch {config['prefetch']}{latency})",
         "scenario",
         "median",
         "each run",
@@ -283,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         help="agent counts to run a burst with, e.g. 1,2,4 (a grid each)",
     )
     parser.add_argument("--scaling-tasks", type=int, default=2000)
+    parser.add_argument(
+        "--aws-latency-ms",
+        type=float,
+        default=0.0,
+        help="add this much to every AWS request (an AWS round trip; the emulator takes ~1 ms)",
+    )
     parser.add_argument("--json", type=Path, default=Path(".htcgrid/bench/results.json"))
     parser.add_argument("--from-json", type=Path, help="report saved results, run nothing")
     parser.add_argument("--plots", type=Path, help="write PNG plots into this directory")

@@ -16,6 +16,7 @@ from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
 from htcgrid.session import Completed
 from htcgrid_bench import procstat
+from htcgrid_core.settings import get_settings
 from htcgrid_local import accounting
 from htcgrid_local.grid import LocalGrid
 
@@ -23,19 +24,34 @@ HANDLER = "htcgrid_bench.handlers:timed"
 #: boto3 puts ``app/<id>`` in every request's User-Agent: how the emulator tells callers apart.
 APP_ID_VARIABLE = "AWS_SDK_UA_APP_ID"
 CLIENT_APP_ID = "htcgrid-client"
+FAULTS_VARIABLE = "HTCGRID_FAULTS"
 AGENT_APP_ID = "htcgrid-agent"
 #: How long the agents may take to delete the last messages after the client has every result.
 SETTLE_TIMEOUT_S = 15.0
+#: The services whose requests ``aws_latency_ms`` slows down.
+LATENCY_SERVICES = ("dynamodb", "sqs", "s3", "stepfunctions", "lambda")
+
+
+def latency_faults(aws_latency_ms: float) -> str:
+    """The ``HTCGRID_FAULTS`` value that adds ``aws_latency_ms`` to every AWS request."""
+    if aws_latency_ms <= 0:
+        return ""
+    return ",".join(f"{s}:latency={aws_latency_ms / 1000:g}" for s in LATENCY_SERVICES)
 
 
 @contextmanager
 def local_grid(
-    agents: int, slots: int, prefetch: int, *, count_requests: bool
+    agents: int, slots: int, prefetch: int, *, count_requests: bool, aws_latency_ms: float = 0
 ) -> Iterator[LocalGrid]:
     """A local grid running the bench's handler; with ``count_requests`` its emulator counts
-    every AWS call (``HTCGRID_LOCAL_ACCOUNTING``) and agents and client name themselves."""
-    saved = {name: os.environ.get(name) for name in (accounting.ENV_FLAG, APP_ID_VARIABLE)}
+    every AWS call (``HTCGRID_LOCAL_ACCOUNTING``) and agents and client name themselves. With
+    ``aws_latency_ms`` every AWS request of the client, the Lambdas and the agents waits that
+    long first, as a round trip to AWS would (``htcgrid_core.faults``)."""
+    names = (accounting.ENV_FLAG, APP_ID_VARIABLE, FAULTS_VARIABLE)
+    saved = {name: os.environ.get(name) for name in names}
     os.environ[accounting.ENV_FLAG] = "1" if count_requests else "0"  # the emulator inherits it
+    os.environ[FAULTS_VARIABLE] = latency_faults(aws_latency_ms)  # and this, and the agents
+    get_settings.cache_clear()  # this process's clients read it too
     os.environ.pop(APP_ID_VARIABLE, None)
     grid = LocalGrid(
         agents=agents,
@@ -57,6 +73,7 @@ def local_grid(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        get_settings.cache_clear()
 
 
 def client_of(grid: LocalGrid) -> Grid:
@@ -150,11 +167,12 @@ def run_burst(grid: LocalGrid, tasks: int, sleep_s: float = 0.0, timeout_s: floa
 
 #: The stages of one task's latency, in order, as the bench names them.
 STAGES = (
-    "to persist",
-    "dispatch + queue + pick-up",
+    "submit workflow",
+    "queue wait",
+    "agent pick-up",
     "handler",
-    "slot to agent",
-    "complete + notify",
+    "completion",
+    "client notification",
 )
 
 
@@ -163,16 +181,18 @@ class Latency:
     """One task's latency from submit to result in the client, split into :data:`STAGES` by
     timestamps on one clock (everything runs on this machine):
 
-    - to persist: from the client's submit call to the task record's ``submitted_at`` (the
-      client's StartSyncExecution, the workflow's start, the persist Lambda's validation);
-    - dispatch + queue + pick-up: from ``submitted_at`` to the handler's start: the PENDING
-      write, the dispatch Lambda's send, SQS delivery to the agent's long poll and the hand-off
-      to a slot. The agent records no receive time, so these are one stage;
+    - submit workflow: from the client's submit call to the task message's arrival in its
+      queue (SQS's ``SentTimestamp``, in ms): StartSyncExecution, the workflow, the persist
+      Lambda's validation and writes, the dispatch Lambda's send;
+    - queue wait: from there to the agent's receive returning it (the result's ``received_at``);
+    - agent pick-up: from the receive to the handler's own start: the cancellation check, the
+      hand-off to a slot and the slot process's decoding;
     - handler: the handler's own run;
-    - slot to agent: the result's way back from the slot process to the agent, up to the
-      record's ``finished_at`` (taken before the completion write);
-    - complete + notify: the conditional completion write, the batched notice to the session's
-      queue, the client's long poll and decoding.
+    - completion: from the handler's end to the agent sending the result notice (the notice's
+      ``sent_at``): the result's way back from the slot process, the conditional completion
+      write, the reporter's batching;
+    - client notification: from the notice's sending to the client holding the decoded result
+      (SQS delivery to the client's long poll).
 
     ``submit_call_s`` is when the client's submit call returned: the agent often starts the
     task before that (the synchronous execution still has to return its output).
@@ -186,6 +206,24 @@ class Latency:
         return sum(self.stages_s)
 
 
+def latency_of(done: Completed, began: float, returned: float) -> Latency:
+    """Split one result's latency, given when its submit call began and returned."""
+    result, handler = done.result, _handler_value(done)
+    if result.queued_at is None or result.received_at is None or done.notified_at is None:
+        raise RuntimeError(f"task {done.task_id}: its result came without the agent's timings")
+    return Latency(
+        (
+            result.queued_at - began,
+            result.received_at - result.queued_at,
+            handler["started_at"] - result.received_at,
+            handler["finished_at"] - handler["started_at"],
+            done.notified_at - handler["finished_at"],
+            done.received_at - done.notified_at,
+        ),
+        returned - began,
+    )
+
+
 def run_sequential(grid: LocalGrid, count: int, timeout_s: float = 30) -> list[Latency]:
     """``count`` single tasks, each submitted once the previous one's result is in."""
     client = client_of(grid)
@@ -196,21 +234,7 @@ def run_sequential(grid: LocalGrid, count: int, timeout_s: float = 30) -> list[L
             session.submit([{}])
             returned = time.time()
             (done,) = list(session.results(timeout=timeout_s))
-            value = _handler_value(done)
-            persisted = done.result.submitted_at
-            recorded = done.result.finished_at or done.received_at
-            samples.append(
-                Latency(
-                    (
-                        persisted - began,
-                        value["started_at"] - persisted,
-                        value["finished_at"] - value["started_at"],
-                        recorded - value["finished_at"],
-                        done.received_at - recorded,
-                    ),
-                    returned - began,
-                )
-            )
+            samples.append(latency_of(done, began, returned))
     return samples
 
 

@@ -42,6 +42,9 @@ from htcgrid_core.payloads import payload_key, to_json_bytes
 #: a task costs its payload plus this much of task message around it.
 SUBMISSION_BUDGET_BYTES = 200 * 1024
 TASK_OVERHEAD_BYTES = 450
+#: Submissions of one ``submit`` call in flight at once. Each is a synchronous Express execution
+#: of some 100-300 ms on AWS whatever its size, so a client's submit rate grows with this.
+SUBMIT_CONCURRENCY = 8
 #: With tasks outstanding and no notice for this long, read them from the table.
 RECONCILE_AFTER_S = 15.0
 #: Long-poll wait on the result queue (SQS's maximum).
@@ -57,6 +60,8 @@ class Completed:
     #: When this client saw the result, and when it submitted the task (its own clock).
     received_at: float
     submitted_at: float
+    #: When the agent sent the notice that carried the result (None if read from the table).
+    notified_at: float | None = None
 
     @property
     def task_id(self) -> str:
@@ -181,7 +186,7 @@ class Session:
             sent_at = time.time()
             return sent_at, self.grid.submit_batch(submission).task_ids
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=min(SUBMIT_CONCURRENCY, len(submissions) or 1)) as pool:
             receipts = list(pool.map(send, submissions))
         task_ids: list[str] = []
         for sent_at, ids in receipts:
@@ -304,7 +309,7 @@ class Session:
                 notice = ResultNotice.model_validate_json(message["Body"])
             except ValidationError:
                 continue  # not ours to read; deleted below like every other message
-            completed.extend(self._accept(notice.results))
+            completed.extend(self._accept(notice.results, notice.sent_at))
             changed.extend(t for t in notice.changed if t in self._outstanding)
         if changed:
             completed.extend(self._fetch(changed))
@@ -325,7 +330,9 @@ class Session:
             completed.extend(self._accept(page.results))
         return completed
 
-    def _accept(self, results: Iterable[TaskResult]) -> list[Completed]:
+    def _accept(
+        self, results: Iterable[TaskResult], notified_at: float | None = None
+    ) -> list[Completed]:
         """Each outstanding task's result, once: notices are at-least-once, so results of tasks
         already yielded (or not submitted here) are dropped."""
         accepted = []
@@ -335,5 +342,5 @@ class Session:
                 continue
             self._seen.add(result.task_id)
             value = self.grid.payloads.decode(result.result) if result.result is not None else None
-            accepted.append(Completed(result, value, time.time(), submitted_at))
+            accepted.append(Completed(result, value, time.time(), submitted_at, notified_at))
         return accepted

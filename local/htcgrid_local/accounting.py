@@ -42,6 +42,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -202,6 +203,18 @@ class _Frame:
 
 
 _local = threading.local()
+#: The innermost frame, also as a context variable: threads that run a copy of their creator's
+#: context (``htcgrid_core.aws.in_parallel``'s pool) make their calls on that frame's behalf.
+_context_frame: ContextVar[_Frame | None] = ContextVar("accounting_frame", default=None)
+
+
+def _frames() -> list[_Frame]:
+    """This thread's frames; in a thread that has none yet, the frame its context inherited."""
+    stack: list[_Frame] | None = getattr(_local, "stack", None)
+    if stack:
+        return stack
+    inherited = _context_frame.get()
+    return [inherited] if inherited is not None else []
 
 
 def _stack() -> list[_Frame]:
@@ -459,7 +472,7 @@ _hooks_lock = threading.Lock()
 
 
 def _frame() -> _Frame | None:
-    stack = getattr(_local, "stack", None)
+    stack = _frames()
     return stack[-1] if stack else None
 
 
@@ -558,7 +571,7 @@ def _counting_eval_body(original: Callable[..., None]) -> Callable[..., None]:
     """Wrap each state's evaluation (``CommonStateField._eval_body``) to count it entered."""
 
     def eval_body(self: CommonStateField, env: Any) -> None:
-        for frame in reversed(getattr(_local, "stack", None) or []):
+        for frame in reversed(_frames()):
             if frame.service == "stepfunctions":
                 frame.states_entered += 1
                 break
@@ -664,7 +677,7 @@ class RequestAccounting:
         body = self._buffer_body(environ)
         request = classify(environ, body)
         stack = _stack()
-        caller = _caller(environ, stack)
+        caller = _caller(environ, _frames())
         capacity = _DynamoDBCapacity(environ, request) if request.service == "dynamodb" else None
         actor = None
         if request.service == "lambda" and request.operation == "Invoke":
@@ -682,9 +695,11 @@ class RequestAccounting:
 
         started = time.perf_counter()
         stack.append(frame)
+        context_token = _context_frame.set(frame)
         try:
             content = read_body(self._app(environ, recording_start_response))
         finally:
+            _context_frame.reset(context_token)
             stack.pop()
         code = status[0] if status else 500
         row = Row(

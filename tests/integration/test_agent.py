@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,30 @@ def test_agent_runs_tasks_records_results_and_notifies_the_session(
         assert result.inline["task_id"] == task_id
     notified = [r.task_id for n in notices(grid_settings, result_queue) for r in n.results]
     assert sorted(notified) == sorted(batch.task_ids)
+
+
+def test_results_carry_where_the_attempt_spent_its_time(
+    grid: GridResources, grid_settings: GridSettings, session_id: str, result_queue: str
+) -> None:
+    began = time.time()
+    batch = submit(
+        grid, session_id, [{"value": i} for i in range(5)], result_queue_url=result_queue
+    )
+    run_burst(grid, slots=2)
+    sent = notices(grid_settings, result_queue)
+    results = [r for n in sent for r in n.results]
+    assert sorted(r.task_id for r in results) == sorted(batch.task_ids)
+    for notice in sent:
+        assert notice.sent_at is not None
+        for result in notice.results:
+            # SQS stamps the send in whole milliseconds: allow for its rounding down.
+            assert result.queued_at is not None
+            assert result.received_at is not None
+            assert result.started_at is not None
+            assert result.finished_at is not None
+            assert began - 0.001 <= result.queued_at
+            assert result.queued_at - 0.001 <= result.received_at <= result.started_at
+            assert result.started_at <= result.finished_at <= notice.sent_at
 
 
 def test_handler_exception_is_a_failed_attempt_then_retried(

@@ -6,14 +6,21 @@ SlowDown), fails (HTTP 500 InternalFailure) or hangs (a read timeout). The reque
 processed, as with the real faults, and the answer goes through botocore's own retry handler:
 so a run with faults proves that every call path retries with backoff instead of failing.
 
+``latency`` is the odd one out: its value is seconds, not a rate, and every request to the
+service waits that long before it leaves. The local emulator answers in about a millisecond,
+where AWS takes several: with a latency the local grid shows what concurrency buys on AWS
+(``make bench``'s ``--aws-latency-ms``), which a GIL-bound emulator otherwise hides.
+
 Driven by the ``HTCGRID_FAULTS`` setting (``GridSettings.faults``), e.g.
-``dynamodb:throttle=0.02,sqs:throttle=0.02,stepfunctions:error=0.01``. Off when empty.
+``dynamodb:throttle=0.02,sqs:throttle=0.02,stepfunctions:error=0.01,sqs:latency=0.005``. Off
+when empty.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +30,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
 
-KINDS = ("throttle", "error", "timeout")
+KINDS = ("throttle", "error", "timeout", "latency")
 
 #: Faults injected so far in this process, by (service, kind): chaos runs report them.
 injected: Counter[tuple[str, str]] = Counter()
@@ -34,6 +41,7 @@ _lock = threading.Lock()
 class Fault:
     service: str
     kind: str
+    #: The fraction of requests answered with the fault; for ``latency``, the seconds added.
     rate: float
 
 
@@ -52,7 +60,8 @@ def parse(spec: str) -> list[Fault]:
         if kind not in KINDS:
             raise ValueError(f"HTCGRID_FAULTS entry {entry!r}: kind must be one of {KINDS}")
         if not 0 <= rate <= 1:
-            raise ValueError(f"HTCGRID_FAULTS entry {entry!r}: rate must be within [0, 1]")
+            what = "latency (seconds)" if kind == "latency" else "rate"
+            raise ValueError(f"HTCGRID_FAULTS entry {entry!r}: {what} must be within [0, 1]")
         faults.append(Fault(service.strip().lower(), kind, rate))
     return faults
 
@@ -88,10 +97,14 @@ def install(client: Any, faults: list[Fault]) -> None:
     service = client.meta.service_model.service_name
     protocol = client.meta.service_model.protocol
     mine = [fault for fault in faults if fault.service == service and fault.rate > 0]
-    if not mine:
+    delay_s = sum(fault.rate for fault in mine if fault.kind == "latency")
+    mine = [fault for fault in mine if fault.kind != "latency"]
+    if not mine and not delay_s:
         return
 
     def maybe_fail(request: Any, **_: Any) -> AWSResponse | None:
+        if delay_s:
+            time.sleep(delay_s)
         for fault in mine:
             if random.random() < fault.rate:  # noqa: S311 - fault sampling, not cryptography
                 with _lock:

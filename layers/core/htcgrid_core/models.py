@@ -176,6 +176,12 @@ class TaskResult(Document):
     error: TaskError | None = None
     submitted_at: float
     finished_at: float | None = None
+    #: Where the finishing attempt's time went, as the agent that recorded it saw it (epoch s;
+    #: absent from results read back from the table): its message sent to the queue, received
+    #: by the agent, and handed to the handler.
+    queued_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
 
 
 class ResultNotice(Document):
@@ -188,6 +194,7 @@ class ResultNotice(Document):
 
     results: list[TaskResult] = Field(default_factory=list)
     changed: list[TaskId] = Field(default_factory=list)
+    sent_at: float | None = Field(default=None, description="When the agent sent it, epoch s.")
 
 
 class SessionStatus(Document):

@@ -7,6 +7,7 @@ SQS's 256 KiB request size; entries SQS reports as failed are re-sent with backo
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ class ReceivedTask:
     message_id: str = ""
     #: When the message was first sent (epoch seconds), as SQS says.
     sent_at: float = 0.0
+    #: When this receive returned it (epoch seconds, the receiver's clock).
+    received_at: float = 0.0
 
 
 def _batches(bodies: Sequence[str]) -> list[list[tuple[int, str]]]:
@@ -89,7 +92,8 @@ class Queues:
         """Send message bodies in as few batched requests as SQS allows, after ``delay_s``
         (one delay for all, or one per body)."""
         delays = [delay_s] * len(bodies) if isinstance(delay_s, int) else list(delay_s)
-        for batch in _batches(bodies):
+
+        def send(batch: list[tuple[int, str]]) -> None:
             entries: list[Any] = [
                 {"Id": str(index), "MessageBody": body, "DelaySeconds": delays[index]}
                 for index, body in batch
@@ -102,10 +106,11 @@ class Queues:
                     raise RetryableError(f"SQS rejected messages: {permanent[0].get('Message')}")
                 entries = [e for e in entries if e["Id"] in failed]
                 if not entries:
-                    break
+                    return
                 aws.pause_before_resend(attempt)
-            else:
-                raise RetryableError(f"{len(entries)} messages still unsent to {queue_url}")
+            raise RetryableError(f"{len(entries)} messages still unsent to {queue_url}")
+
+        aws.in_parallel(send, _batches(bodies))
 
     def dispatch(self, messages: Sequence[TaskMessage], delay_s: int | Sequence[int] = 0) -> None:
         """Enqueue task messages on the queue of each one's priority (after ``delay_s``: one
@@ -147,6 +152,7 @@ class Queues:
             **extra,
         )
         received = []
+        received_at = time.time()
         for raw in response.get("Messages", []):
             message: TaskMessage | None = None
             problem: str | None = None
@@ -164,6 +170,7 @@ class Queues:
                     receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
                     message_id=raw.get("MessageId", ""),
                     sent_at=int(raw.get("Attributes", {}).get("SentTimestamp", 0)) / 1000,
+                    received_at=received_at,
                 )
             )
         return received

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from htcgrid_core.models import (
@@ -33,15 +34,27 @@ def result_of(record: TaskRecord) -> TaskResult:
     )
 
 
+@dataclass(frozen=True)
+class AttemptTimings:
+    """When an attempt's message was sent to its queue, received by an agent, and handed to
+    the handler (epoch seconds)."""
+
+    queued_at: float
+    received_at: float
+    started_at: float
+
+
 def finished_result(
     message: TaskMessage,
     state: TaskState,
     finished_at: float,
     result: Data | None = None,
     error: TaskError | None = None,
+    timings: AttemptTimings | None = None,
 ) -> TaskResult:
     """The result of an attempt that just finished the task, built by the agent that recorded it
-    (no read of the record needed: the message and the outcome say everything)."""
+    (no read of the record needed: the message and the outcome say everything). ``timings``:
+    where this attempt's time went, as the agent saw it."""
     return TaskResult(
         session_id=message.session_id,
         task_id=message.task_id,
@@ -51,6 +64,9 @@ def finished_result(
         error=error,
         submitted_at=message.submitted_at,
         finished_at=finished_at,
+        queued_at=timings.queued_at if timings else None,
+        received_at=timings.received_at if timings else None,
+        started_at=timings.started_at if timings else None,
     )
 
 

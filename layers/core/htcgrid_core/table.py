@@ -241,18 +241,23 @@ class TaskTable:
         )
 
     def _batch_write(self, requests: Sequence[Any], what: str) -> None:
-        """BatchWriteItem ``requests``, 25 per call, resending what DynamoDB left unprocessed
-        with backoff (botocore retries only requests that failed as a whole)."""
-        for start in range(0, len(requests), _WRITE_BATCH):
-            batch = list(requests[start : start + _WRITE_BATCH])
+        """BatchWriteItem ``requests``, 25 per call and several calls at once, resending what
+        DynamoDB left unprocessed with backoff (botocore retries only requests that failed as
+        a whole)."""
+
+        def write(batch: list[Any]) -> None:
             for attempt in range(_BATCH_RETRIES):
                 response = self._client.batch_write_item(RequestItems={self._name: batch})
                 batch = list(response.get("UnprocessedItems", {}).get(self._name, []))
                 if not batch:
-                    break
+                    return
                 aws.pause_before_resend(attempt)
-            else:
-                raise RetryableError(f"{len(batch)} {what} still unprocessed (throttled)")
+            raise RetryableError(f"{len(batch)} {what} still unprocessed (throttled)")
+
+        aws.in_parallel(
+            write,
+            [list(requests[i : i + _WRITE_BATCH]) for i in range(0, len(requests), _WRITE_BATCH)],
+        )
 
     # -- lifecycle transitions -----------------------------------------------------------------
 

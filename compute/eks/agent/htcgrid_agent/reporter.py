@@ -36,19 +36,20 @@ COUNTER_FLUSH_S = 1.0
 
 
 def pack_notices(results: list[TaskResult], changed: list[str]) -> list[ResultNotice]:
-    """Group results into as few notices as fit SQS's message size."""
+    """Group results into as few notices as fit SQS's message size, stamped as sent now."""
+    sent_at = time.time()
     notices: list[ResultNotice] = []
     batch: list[TaskResult] = []
     size = 0
     for result in results:
         length = len(result.model_dump_json())
         if batch and size + length > MAX_NOTICE_BYTES:
-            notices.append(ResultNotice(results=batch))
+            notices.append(ResultNotice(results=batch, sent_at=sent_at))
             batch, size = [], 0
         batch.append(result)
         size += length
     if batch or changed:
-        notices.append(ResultNotice(results=batch, changed=changed))
+        notices.append(ResultNotice(results=batch, changed=changed, sent_at=sent_at))
     return notices
 
 
