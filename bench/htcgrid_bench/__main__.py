@@ -124,11 +124,11 @@ def report(results: dict[str, Any], console: Console) -> str:
 
     burst_tasks, sleep_tasks = bursts[0]["tasks"], sleepers[0]["tasks"]
     added_ms = config.get("aws_latency_ms", 0)
-    latency = f", +{added_ms:g} ms per AWS request" if added_ms else ""
+    added = f", +{added_ms:g} ms per AWS request" if added_ms else ""
     local_tps = med(bursts, "tasks_per_s")
     throughput = _table(
         f"Throughput (median of {config['repeats']}; {config['agents']} agents x"
-        f" {config['slots']} slots, prefetch {config['prefetch']}{latency})",
+        f" {config['slots']} slots, prefetch {config['prefetch']}{added})",
         "scenario",
         "median",
         "each run",

@@ -1,11 +1,12 @@
-"""Before and after, side by side: ``python -m htcgrid_bench.compare --base REV``.
+"""Before and after, side by side: ``python -m htcgrid_bench.compare --base REV [--head REV]``.
 
-Runs the bench (``--repeats 1``) alternately on a commit (checked out as a git worktree under
-``.htcgrid/compare/``) and on the working tree, ``--rounds`` times, swapping which goes first
-each round, and prints the median of each measure for both and their ratio. Alternating in one
-run is what makes the ratio trustworthy on a noisy, shared machine: both sides see the same
-noise. Each side runs entirely from its own tree (client, Lambdas, agents, emulator and bench),
-through ``PYTHONPATH``, which Python searches before the editable installs of the venv.
+Runs the bench (``--repeats 1``) alternately on two commits (each checked out as a git
+worktree under ``.htcgrid/compare/``; the working tree if ``--head`` is not given),
+``--rounds`` times, swapping which goes first each round, and prints the median of each
+measure for both and their ratio. Alternating in one run is what makes the ratio trustworthy
+on a noisy, shared machine: both sides see the same noise. Each side runs entirely from its
+own tree (client, Lambdas, agents, emulator and bench), through ``PYTHONPATH``, which Python
+searches before the editable installs of the venv.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def report(label_runs: dict[str, list[Results]], console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the commit to compare against")
+    parser.add_argument("--head", help="the commit to compare (default: the working tree)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--env",
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repo = Path(git("rev-parse", "--show-toplevel"))
     env = dict(item.split("=", 1) for item in args.env)
-    trees = {args.base: worktree(repo, args.base), "working tree": repo}
+    head = (args.head, worktree(repo, args.head)) if args.head else ("working tree", repo)
+    trees = {args.base: worktree(repo, args.base), head[0]: head[1]}
     out_dir = repo / ".htcgrid" / "compare" / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
     console = Console()
