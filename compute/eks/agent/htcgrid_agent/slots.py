@@ -15,9 +15,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from htcgrid_agent.context import TaskContext
 
@@ -108,8 +108,9 @@ def _slot_main(handler_spec: str, conn: Connection) -> None:
         job = conn.recv()
         if job is None:
             return
-        payload_json, context_fields = job
-        conn.send(("done", asdict(_run(handler, payload_json, TaskContext(**context_fields)))))
+        payload_json, context = job
+        # The dataclasses cross the pipe as they are: pickle copies them cheaper than asdict.
+        conn.send(("done", _run(handler, payload_json, context)))
 
 
 class Slot:
@@ -159,14 +160,14 @@ class Slot:
         child is killed and replaced."""
         deadline = time.monotonic() + timeout_s
         try:
-            self._conn.send((payload_json, asdict(context)))
+            self._conn.send((payload_json, context))
             while not abort.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 if self._conn.poll(min(remaining, _ABORT_CHECK_S)):
-                    _, fields = self._conn.recv()
-                    return Outcome(**fields)
+                    _, outcome = self._conn.recv()
+                    return cast(Outcome, outcome)
         except (EOFError, OSError):
             self._restart()
             return Outcome(

@@ -316,10 +316,19 @@ class Worker:
             self._held -= 1
             self.processed += processed
             idle = self._held == 0
-            if self._fetcher_waiting:
-                self._held_changed.notify()
+            self._wake_fetcher_if_due()
         if idle:
             self._reporter.flush_soon()  # nothing else to batch with: report now
+
+    def _wake_fetcher_if_due(self) -> None:
+        """Wake the fetcher if it sleeps and would now fetch (under ``_held_changed``). Waking
+        it for nothing (messages still buffered) cost a thread switch per task."""
+        if (
+            self._fetcher_waiting
+            and self._held < self.config.slots + self.config.prefetch
+            and self._buffer.empty()
+        ):
+            self._held_changed.notify()
 
     # -- one slot -------------------------------------------------------------------------------
 
@@ -332,8 +341,7 @@ class Worker:
                     return
                 continue
             with self._held_changed:  # the buffer may be empty now: time to fetch more
-                if self._fetcher_waiting and self._buffer.empty():
-                    self._held_changed.notify()
+                self._wake_fetcher_if_due()
             try:
                 if self._stopping.is_set():
                     self._hand_back(queued.task)
