@@ -25,6 +25,33 @@ from moto.awslambda.models import LayerVersion
 from moto.cloudformation import parsing as cloudformation_parsing
 from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult
+from moto.dynamodb.comparisons import ConditionExpressionParser, OpDefault, get_expected
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    ItemSizeTooLarge,
+    ItemSizeToUpdateTooLarge,
+    MockValidationException,
+    ProvidedKeyDoesNotExist,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
+    DepthFirstTraverser,
+    ExpressionAttributeName,
+    ExpressionAttributeValue,
+    Node,
+)
+from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
+from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    UpdateExpressionParser,
+)
+from moto.dynamodb.parsing.validators import (
+    ActionCountValidator,
+    OverlappingPathsValidator,
+    UpdateExpressionValidator,
+    UpdateHashRangeKeyValidator,
+)
+from moto.dynamodb.responses import DynamoHandler, DynamoResult, validate_attributes_used
 from moto.moto_api._internal import mock_random
 from moto.s3.models import s3_backends
 from moto.settings import moto_server_port
@@ -287,6 +314,20 @@ def _create_heap_keys(root: Component) -> None:
 
 
 # --- CloudFormation -------------------------------------------------------------------------
+
+
+def _forget_cloudformation_models() -> None:
+    """Clear moto's cached maps of CloudFormation resource classes.
+
+    moto finds a stack's resource classes among the subclasses of ``CloudFormationModel`` and
+    caches what it found; a class defined afterwards is seen only once the caches are cleared.
+    """
+    for cached in (
+        cloudformation_parsing.get_model_list,
+        cloudformation_parsing.get_model_map,
+        cloudformation_parsing.get_name_type_map,
+    ):
+        cached.cache_clear()
 
 
 def _cfn_string(value: Any) -> Any:
@@ -640,9 +681,6 @@ def patch_server_module_listing() -> None:
     backends.list_of_moto_modules = list_of_moto_modules
 
 
-# --- Entry point ----------------------------------------------------------------------------
-
-#: Every patch, in the order ``apply_all`` applies them.
 # --- CloudWatch ----------------------------------------------------------------------------
 
 
@@ -709,11 +747,8 @@ def patch_cloudformation_alarm() -> None:
     The resource class registers itself (moto finds resources by subclass); the cached model
     maps are cleared so a stack created afterwards sees it.
     """
-    from moto.cloudformation import parsing
-
     _alarm_resource_class()
-    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
-        cached.cache_clear()
+    _forget_cloudformation_models()
 
 
 # --- DynamoDB -------------------------------------------------------------------------------
@@ -781,6 +816,558 @@ def patch_dynamodb_conditional_writes_are_atomic() -> None:
                 return __original(self, *args, **kwargs)
 
         setattr(DynamoDBBackend, name, functools.wraps(original)(serialised))
+
+
+# --- DynamoDB UpdateItem --------------------------------------------------------------------
+
+#: Entries each expression cache holds before it starts over (a grid uses a dozen expressions;
+#: the bound only keeps a client that generates expressions from growing the server).
+_EXPRESSION_CACHE_SIZE = 1024
+
+
+class _ParsedUpdate:
+    """An update expression parsed once: moto's AST, never changed (validators work on a clone),
+    the placeholders it names, as moto's handler lists them, and whether every node's parent
+    is the node holding it (moto's static checks re-link parents as they go: they may be
+    skipped only where that changes nothing)."""
+
+    __slots__ = ("ast", "names_used", "values_used", "well_linked")
+
+    def __init__(self, ast: Any) -> None:
+        self.ast = ast
+        self.well_linked = ast.parent is None and _well_linked(ast)
+        self.names_used = tuple(
+            n.get_attribute_name_placeholder() for n in ast.find_clauses([ExpressionAttributeName])
+        )
+        self.values_used = tuple(
+            v.get_value_name() for v in ast.find_clauses([ExpressionAttributeValue])
+        )
+
+
+def _well_linked(node: Any) -> bool:
+    return all(
+        not isinstance(child, Node) or (child.parent is node and _well_linked(child))
+        for child in node.children or ()
+    )
+
+
+_parsed_updates: dict[str, _ParsedUpdate] = {}
+
+
+def _parse_update(expression: str) -> _ParsedUpdate:
+    """The update expression parsed by moto's parser, once per text. An invalid expression is
+    not kept: it raises moto's error again every time."""
+    parsed = _parsed_updates.get(expression)
+    if parsed is None:
+        parsed = _ParsedUpdate(UpdateExpressionParser.make(expression))
+        if len(_parsed_updates) >= _EXPRESSION_CACHE_SIZE:
+            _parsed_updates.clear()
+        _parsed_updates[expression] = parsed
+    return parsed
+
+
+class _NotATree(Exception):
+    """The AST holds something ``_clone_ast`` does not copy the way ``copy.deepcopy`` would."""
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _clone_ast(root: Any) -> Any:
+    """``copy.deepcopy(root)`` of a moto update-expression AST, in a fraction of the time.
+
+    The nodes hold ``type`` (a string), ``parent`` and ``children`` (nodes or immutable
+    scalars); each is copied as deepcopy copies it (shared objects stay shared, parents point
+    into the copy). Anything else, which a parsed AST does not hold, falls back to deepcopy.
+    """
+    if root.parent is not None:
+        return copy.deepcopy(root)
+    try:
+        return _clone_node(root, {})
+    except _NotATree:
+        return copy.deepcopy(root)
+
+
+def _clone_node(node: Any, memo: dict[int, Any]) -> Any:
+    done = memo.get(id(node))
+    if done is not None:
+        return done
+    clone = object.__new__(type(node))
+    memo[id(node)] = clone
+    attributes = clone.__dict__
+    for name, value in vars(node).items():
+        if name == "children" and type(value) is list:
+            children = memo.get(id(value))
+            if children is None:
+                children = memo[id(value)] = []
+                for child in value:
+                    if isinstance(child, Node):
+                        children.append(_clone_node(child, memo))
+                    elif type(child) in _IMMUTABLE:
+                        children.append(child)
+                    else:
+                        raise _NotATree
+            value = children
+        elif name == "parent" and value is not None:
+            value = memo.get(id(value))
+            if value is None:  # a parent outside the part copied so far
+                raise _NotATree
+        elif type(value) not in _IMMUTABLE:
+            raise _NotATree
+        attributes[name] = value
+    return clone
+
+
+#: moto's update-expression checks that read only the expression, its names and the table's
+#: key attributes, and change nothing: once passed for those three, they pass again.
+_STATIC_CHECKS = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+_passed_static_checks: set[tuple[Any, ...]] = set()
+
+
+def _static_checks_key(expression: str, names: Any, table: Any) -> tuple[Any, ...] | None:
+    try:
+        key = (
+            expression,
+            None if names is None else frozenset(names.items()),
+            tuple(table.table_key_attrs),
+        )
+        hash(key)
+    except (AttributeError, TypeError):  # names that are not a dict of strings: check each time
+        return None
+    return key
+
+
+class _UpdateValidator(UpdateExpressionValidator):
+    """moto's validator on a clone of the AST (moto deep-copies it), without the static checks
+    when they passed before for the same key."""
+
+    def __init__(
+        self,
+        expression: Any,
+        expression_attribute_names: dict[str, str],
+        expression_attribute_values: dict[str, dict[str, Any]],
+        item: Any,
+        table: Any,
+        checks_key: tuple[Any, ...] | None,
+    ) -> None:
+        # moto's Validator.__init__, with the clone in place of deepcopy
+        self.checks_key = checks_key
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        self.node_to_validate = _clone_ast(expression)
+
+    def get_ast_processors(self) -> list[Any]:
+        processors: list[Any] = super().get_ast_processors()
+        if self.checks_key is not None and self.checks_key in _passed_static_checks:
+            return [p for p in processors if not isinstance(p, _STATIC_CHECKS)]
+        return processors
+
+    def validate(self) -> Any:
+        validated = self.node_to_validate
+        for processor in self.processors:  # moto's Validator.validate, traversing faster
+            validated = _traverse(processor, validated)
+        if self.checks_key is not None:
+            if len(_passed_static_checks) >= _EXPRESSION_CACHE_SIZE:
+                _passed_static_checks.clear()
+            _passed_static_checks.add(self.checks_key)
+        return validated
+
+
+#: Per tuple of processed node types: class -> (is it a node?, is it processed?).
+_node_kinds: dict[tuple[type, ...], dict[type, tuple[bool, bool]]] = {}
+
+
+def _traverse(processor: Any, root: Any) -> Any:
+    """``processor.traverse(root)``, as moto's ``DepthFirstTraverser`` does it, minus its cost.
+
+    moto's traversal asks the processor for the node types it handles (a new dict) at every
+    node, and tests each node against moto's abstract node classes (slow ``isinstance``). This
+    is the same depth-first walk, with the same hooks, replacements and parent links, asking
+    once per traversal, and testing once per node class. A processor that changes the walk
+    itself is left to walk.
+    """
+    walker = type(processor)
+    if not (
+        walker.traverse is DepthFirstTraverser.traverse
+        and walker.traverse_node_recursively is DepthFirstTraverser.traverse_node_recursively
+        and walker.nodes_to_be_processed is DepthFirstTraverser.nodes_to_be_processed
+    ):
+        return processor.traverse(root)
+    processed_types = processor.nodes_to_be_processed()
+    pre_processing_of_child = processor.pre_processing_of_child
+    process = processor.process
+    kinds = _node_kinds.setdefault(processed_types, {})
+
+    def visit(node: Any, child_id: int) -> Any:
+        kind = kinds.get(type(node))
+        if kind is None:
+            kind = kinds[type(node)] = (
+                isinstance(node, Node),
+                isinstance(node, processed_types),
+            )
+        if kind[0]:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    pre_processing_of_child(node, i)
+                    visit(child_node, i)
+            if kind[1]:
+                node = process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    return visit(root, -1)
+
+
+class _ConditionTemplate:
+    """A condition expression parsed once, with every name and value placeholder unresolved."""
+
+    __slots__ = ("lookups", "names_found", "tree", "values_found")
+
+    def __init__(
+        self,
+        tree: Any,
+        lookups: list[tuple[bool, str]],
+        names_found: list[str],
+        values_found: list[str],
+    ) -> None:
+        self.tree = tree
+        self.lookups = tuple(lookups)  # (is a value?, placeholder), in moto's order
+        self.names_found = tuple(names_found)
+        self.values_found = tuple(values_found)
+
+
+_UNRESOLVED = object()
+
+
+class _RecordingConditionParser(ConditionExpressionParser):
+    """moto's condition parser that resolves no placeholder: it records each lookup instead
+    and keeps the syntax tree it would turn into operators."""
+
+    def __init__(self, expression: str) -> None:
+        super().__init__(expression, None, None)
+        self.lookups: list[tuple[bool, str]] = []
+        self.tree: Any = None
+
+    def _lookup_expression_attribute_value(self, name: str) -> Any:
+        self.lookups.append((True, name))
+        return _UNRESOLVED
+
+    def _lookup_expression_attribute_name(self, name: str) -> Any:
+        self.lookups.append((False, name))
+        return _UNRESOLVED
+
+    def _make_op_condition(self, node: Any) -> Any:
+        self.tree = node
+        return OpDefault(None, None)  # type: ignore[arg-type]
+
+
+_condition_templates: dict[str, _ConditionTemplate | None] = {}
+
+
+def _condition_template(expression: str) -> _ConditionTemplate | None:
+    """The template of ``expression``, or None if moto's parser rejects it (whatever the
+    placeholders hold): those are parsed by moto each time, to raise moto's error."""
+    known = _condition_templates.get(expression, _UNRESOLVED)
+    if known is not _UNRESOLVED:
+        return known  # type: ignore[return-value]
+    recorder = _RecordingConditionParser(expression)
+    template: _ConditionTemplate | None
+    try:
+        recorder.parse()
+        template = _ConditionTemplate(
+            recorder.tree,
+            recorder.lookups,
+            recorder.expr_attr_names_found,
+            recorder.expr_attr_values_found,
+        )
+    except Exception:
+        template = None
+    if len(_condition_templates) >= _EXPRESSION_CACHE_SIZE:
+        _condition_templates.clear()
+    _condition_templates[expression] = template
+    return template
+
+
+class _TemplateConditionParser(ConditionExpressionParser):
+    """moto's condition parser, from a template parsed once per expression text.
+
+    Only ``_parse_paths`` reads the placeholders (looking each one up, in order, where a missing
+    one raises); the other steps depend on the text alone. So a template that parsed with
+    unresolved placeholders parses the same with any: the lookups are replayed in moto's order
+    (same first error), resolved into the tree, and moto builds the operators from it.
+    """
+
+    def parse(self) -> Any:
+        expression = self.condition_expression
+        template = _condition_template(expression) if expression else None
+        if template is None:
+            return super().parse()
+        values: dict[str, Any] = {}
+        names: dict[str, Any] = {}
+        for is_value, placeholder in template.lookups:
+            if is_value:
+                values[placeholder] = self._lookup_expression_attribute_value(placeholder)
+            else:
+                names[placeholder] = self._lookup_expression_attribute_name(placeholder)
+        self.expr_attr_names_found.extend(template.names_found)
+        self.expr_attr_values_found.extend(template.values_found)
+        return self._make_op_condition(_resolve(template.tree, values, names))
+
+
+def _resolve(node: Any, values: dict[str, Any], names: dict[str, Any]) -> Any:
+    """A copy of a template's tree with each placeholder's value in place."""
+    value = node.value
+    if value is _UNRESOLVED:
+        kind = ConditionExpressionParser.Kind.EXPRESSION_ATTRIBUTE_VALUE
+        value = values[node.text] if node.kind == kind else names[node.text]
+    return ConditionExpressionParser.Node(
+        nonterminal=node.nonterminal,
+        kind=node.kind,
+        text=node.text,
+        value=value,
+        children=[_resolve(child, values, names) for child in node.children],
+    )
+
+
+def _backend_update_item(
+    self: DynamoDBBackend,
+    table_name: str,
+    key: dict[str, dict[str, Any]],
+    update_expression: str,
+    expression_attribute_names: dict[str, Any],
+    expression_attribute_values: dict[str, Any],
+    attribute_updates: dict[str, Any] | None = None,
+    expected: dict[str, Any] | None = None,
+    condition_expression: str | None = None,
+    return_values_on_condition_check_failure: str | None = None,
+) -> Item:
+    """moto's ``DynamoDBBackend.update_item``, step for step, with the changes marked."""
+    table = self.get_table(table_name)
+    # Changed: parsed once per text. (moto also strips spaces around operators into a string
+    # it only tests for emptiness, which that cannot change.)
+    update = _parse_update(update_expression) if update_expression else None
+    if all([table.hash_key_attr in key, table.range_key_attr in key]):
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value: DynamoType | None = DynamoType(key[table.range_key_attr])  # type: ignore[index]
+    elif table.hash_key_attr in key:
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = None
+    else:
+        hash_value = DynamoType(key)
+        range_value = None
+
+    item = table.get_item(hash_value, range_value)
+    # Changed: moto deep-copies the old item on every call, for the stream record only.
+    orig_item = copy.deepcopy(item) if table.stream_shard is not None else None
+
+    if not expected:
+        expected = {}
+    if not get_expected(expected).expr(item):
+        raise ConditionalCheckFailed
+    condition_op = _TemplateConditionParser(  # changed: parsed once per text
+        condition_expression, expression_attribute_names, expression_attribute_values
+    ).parse()
+    if not condition_op.expr(item):
+        if return_values_on_condition_check_failure == "ALL_OLD" and item is not None:
+            raise ConditionalCheckFailed(item=item.to_json()["Attributes"])
+        raise ConditionalCheckFailed
+
+    checks_key = (
+        _static_checks_key(update_expression, expression_attribute_names, table)
+        if update is not None and update.well_linked
+        else None
+    )
+    if item is None:
+        if update is not None:
+            item = Item(hash_value, range_value, attrs={})
+            _UpdateValidator(  # changed: cloned AST, static checks once
+                update.ast,
+                expression_attribute_names,
+                expression_attribute_values,
+                item,
+                table,
+                checks_key,
+            ).validate()
+        data: dict[str, Any] = {table.hash_key_attr: {hash_value.type: hash_value.value}}
+        if range_value:
+            data.update({table.range_key_attr: {range_value.type: range_value.value}})  # type: ignore[dict-item]
+        table.put_item(data)
+        item = table.get_item(hash_value, range_value)
+
+    if attribute_updates:
+        item.validate_no_empty_key_values(attribute_updates, table.attribute_keys)  # type: ignore[union-attr]
+
+    if update is not None:
+        validated_ast = _UpdateValidator(  # changed: cloned AST, static checks once
+            update.ast,
+            expression_attribute_names,
+            expression_attribute_values,
+            item,
+            table,
+            checks_key,
+        ).validate()
+        validated_ast.normalize()
+        try:
+            UpdateExpressionExecutor(validated_ast, item, expression_attribute_names).execute()  # type: ignore[arg-type]
+        except ItemSizeTooLarge:
+            raise ItemSizeToUpdateTooLarge() from None
+    else:
+        item.update_with_attribute_updates(attribute_updates)  # type: ignore[union-attr,arg-type]
+    if table.stream_shard is not None:
+        table.stream_shard.add(orig_item, item)
+    return item  # type: ignore[return-value]
+
+
+_RETURN_VALUES = ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
+
+
+def _handler_update_item(self: DynamoHandler) -> ActionResult:
+    """moto's ``DynamoHandler.update_item``, step for step, with the changes marked."""
+    name = self.body["TableName"]
+    key = self.body["Key"]
+    return_values = self.body.get("ReturnValues", "NONE")
+    update_expression = self.body.get("UpdateExpression", None)
+    attribute_updates = self.body.get("AttributeUpdates")
+    if update_expression is not None and attribute_updates:
+        raise MockValidationException(
+            "Can not use both expression and non-expression parameters in the same request: "
+            "Non-expression parameters: {AttributeUpdates} "
+            "Expression parameters: {UpdateExpression}"
+        )
+
+    table = self.dynamodb_backend.get_table(name)
+    if not all(k in table.attribute_keys for k in key):
+        raise ProvidedKeyDoesNotExist
+
+    expression_attribute_names_used: list[str] = []
+    expression_attribute_values_used: list[str] = []
+    if update_expression is not None:
+        update_expression = update_expression.strip()
+        if update_expression == "":
+            raise MockValidationException(
+                "1 validation error detected: Invalid UpdateExpression: "
+                "The expression can not be empty;"
+            )
+        update = _parse_update(update_expression)  # changed: parsed once per text
+        expression_attribute_names_used = list(update.names_used)
+        expression_attribute_values_used.extend(update.values_used)
+    else:
+        update_expression = ""
+
+    return_values_on_condition_check_failure = self.body.get("ReturnValuesOnConditionCheckFailure")
+    # Changed: moto deep-copies the old item, then renders it, on every call. The rendering
+    # (``to_json`` builds new dicts and lists all the way down) is already a snapshot, and
+    # only the answers with old or updated values read it.
+    existing_item = self.dynamodb_backend.get_item(name, key)
+    if existing_item and return_values in ("ALL_OLD", "UPDATED_OLD", "UPDATED_NEW"):
+        existing_attributes = existing_item.to_json()["Attributes"]
+    else:
+        existing_attributes = {}
+
+    if return_values not in _RETURN_VALUES:
+        raise MockValidationException("Return values set to invalid value")
+
+    expected = self.body.get("Expected")
+    condition_expression = self.body.get("ConditionExpression")
+    expression_attribute_names = self.body.get("ExpressionAttributeNames", {})
+    expression_attribute_values = self._get_expr_attr_values()
+    condition_parser = _TemplateConditionParser(  # changed: parsed once per text
+        condition_expression, expression_attribute_names, expression_attribute_values
+    )
+    condition_parser.parse()
+    expression_attribute_names_used += condition_parser.expr_attr_names_found
+    expression_attribute_values_used += condition_parser.expr_attr_values_found
+    validate_attributes_used(expression_attribute_names, expression_attribute_names_used)
+    validate_attributes_used(
+        expression_attribute_values, expression_attribute_values_used, "Values"
+    )
+
+    item = self.dynamodb_backend.update_item(
+        name,
+        key,
+        update_expression=update_expression,
+        attribute_updates=attribute_updates,
+        expression_attribute_names=expression_attribute_names,
+        expression_attribute_values=expression_attribute_values,
+        expected=expected,
+        condition_expression=condition_expression,
+        return_values_on_condition_check_failure=return_values_on_condition_check_failure,
+    )
+
+    consumed = {"TableName": name, "CapacityUnits": 0.5}
+    if return_values == "NONE":  # changed: the new item is not rendered to be dropped
+        return DynamoResult({"ConsumedCapacity": consumed})
+    item_dict = item.to_json()
+    item_dict["ConsumedCapacity"] = consumed
+    unchanged_attributes = {
+        k for k in existing_attributes if existing_attributes[k] == item_dict["Attributes"].get(k)
+    }
+    changed_attributes = (
+        set(existing_attributes).union(item_dict["Attributes"]).difference(unchanged_attributes)
+    )
+    if return_values == "ALL_OLD":
+        if existing_attributes:
+            item_dict["Attributes"] = existing_attributes
+        else:
+            item_dict.pop("Attributes", None)
+    elif return_values == "UPDATED_OLD":
+        updated = {k: v for k, v in existing_attributes.items() if k in changed_attributes}
+        if updated:
+            item_dict["Attributes"] = updated
+        else:
+            item_dict.pop("Attributes", None)
+    elif return_values == "UPDATED_NEW":
+        item_dict["Attributes"] = self._build_updated_new_attributes(
+            existing_attributes, item_dict["Attributes"]
+        )
+    return DynamoResult(item_dict)
+
+
+def patch_dynamodb_update_item_reuses_parsed_expressions() -> None:
+    """Parse and check each UpdateItem expression once per text, and copy nothing not needed.
+
+    Every task ends with a conditional UpdateItem whose expressions are the same text every
+    time, only the values differ; moto's UpdateItem was about 40% of the emulator's CPU in a
+    burst. Per call, moto parses the update expression twice (handler and backend) and the
+    condition twice, deep-copies the AST for its validator, deep-copies the old item twice (for
+    ReturnValues and for a stream record, whether or not either is wanted), and walks the AST
+    ten times, asking for a fresh dict of node types at each node. The replacements of
+    ``DynamoHandler.update_item`` and ``DynamoDBBackend.update_item`` take moto's steps in
+    moto's order, except that:
+
+    - an update expression is parsed once per text (moto's AST is never changed: validators
+      work on a copy), a condition once per text into a tree with its placeholders unresolved,
+      filled per call in moto's lookup order, so a missing name or value fails as in moto;
+      a text moto's parser rejects is parsed by moto again each time, for moto's error;
+    - the validator's copy of the AST is a structural clone (the deepcopy it equals);
+    - the three checks that read only the expression, its names and the table's key attributes
+      (clause counts, overlapping paths, key updates) are skipped once passed for those;
+    - the AST walks look up the node types once per walk;
+    - the old item is rendered (already a snapshot) only for ALL_OLD, UPDATED_OLD and
+      UPDATED_NEW, copied only for a table with a stream, and the new item not rendered for
+      ReturnValues NONE.
+
+    Answers, errors and writes are moto's (tests compare both on the same requests, including
+    invalid ones). Apply before ``dynamodb_conditional_writes_are_atomic``, which wraps the
+    backend method. ``local/bench/update_item.py`` (5,000 ``record_success`` UpdateItems in
+    process, 5 alternating rounds, medians of CPU time): 2.48 ms in moto's UpdateItem stock,
+    0.53 ms patched (4.7x less); 4.03 vs 1.70 ms for the whole in-process call, boto3 client
+    included (2.4x).
+    """
+    if hasattr(DynamoDBBackend.update_item, "__wrapped__"):
+        raise RuntimeError("apply before the patches that wrap DynamoDBBackend.update_item")
+    DynamoDBBackend.update_item = functools.wraps(DynamoDBBackend.update_item)(  # type: ignore[method-assign]
+        _backend_update_item
+    )
+    DynamoHandler.update_item = functools.wraps(DynamoHandler.update_item)(  # type: ignore[method-assign]
+        _handler_update_item
+    )
 
 
 # --- EventBridge Scheduler ------------------------------------------------------------------
@@ -870,13 +1457,13 @@ def patch_cloudformation_schedule() -> None:
     the schedule with a warning, and the local grid (``schedules.py``), which fires the
     schedules moto holds, would have nothing to fire.
     """
-    from moto.cloudformation import parsing
-
     _schedule_resource_class()
-    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
-        cached.cache_clear()
+    _forget_cloudformation_models()
 
 
+# --- Entry point ----------------------------------------------------------------------------
+
+#: Every patch, in the order ``apply_all`` applies them.
 PATCHES: dict[str, Callable[[], None]] = {
     "server_module_listing": patch_server_module_listing,
     "stepfunctions_start_sync_execution": patch_stepfunctions_start_sync_execution,
@@ -895,6 +1482,10 @@ PATCHES: dict[str, Callable[[], None]] = {
     "cloudformation_alarm": patch_cloudformation_alarm,
     "cloudformation_schedule": patch_cloudformation_schedule,
     "dynamodb_query_skips_the_full_sort": patch_dynamodb_query_skips_the_full_sort,
+    # Before the next one, which wraps the UpdateItem this one replaces.
+    "dynamodb_update_item_reuses_parsed_expressions": (
+        patch_dynamodb_update_item_reuses_parsed_expressions
+    ),
     "dynamodb_conditional_writes_are_atomic": patch_dynamodb_conditional_writes_are_atomic,
 }
 

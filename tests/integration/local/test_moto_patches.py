@@ -7,6 +7,7 @@ after ``apply_all()``, which is what the emulator runs at start.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -487,3 +488,484 @@ def test_racing_conditional_writes_let_exactly_one_win(aws: Callable[[str], Any]
         assert len(wins) == 1
         item = ddb.get_item(TableName=name, Key=key)["Item"]
         assert item["winner"]["N"] == str(wins[0])
+
+
+# --- DynamoDB UpdateItem --------------------------------------------------------------------
+
+UPDATE_TABLE = "update-item"
+COMPLETE = (  # what TaskTable.record_success sends
+    "SET #state = :succeeded, #result = :result, finished_at = :now "
+    "REMOVE lease_token, lease_expires_at, lease_shard"
+)
+HOLDER = "#state IN (:expect_s0) AND attempt = :expect_attempt AND lease_token = :expect_lease"
+
+
+def complete(task: str, lease: str, result: str, **request: Any) -> dict[str, Any]:
+    return {
+        "Key": {"pk": {"S": "s#00"}, "sk": {"S": task}},
+        "UpdateExpression": COMPLETE,
+        "ConditionExpression": HOLDER,
+        "ExpressionAttributeNames": {"#state": "state", "#result": "result"},
+        "ExpressionAttributeValues": {
+            ":succeeded": {"S": "SUCCEEDED"},
+            ":result": {"S": result},
+            ":now": {"N": "1700000000.5"},
+            ":expect_s0": {"S": "RUNNING"},
+            ":expect_attempt": {"N": "1"},
+            ":expect_lease": {"S": lease},
+        },
+        **request,
+    }
+
+
+def running(task: str, lease: str) -> dict[str, Any]:
+    return {
+        "pk": {"S": "s#00"},
+        "sk": {"S": task},
+        "state": {"S": "RUNNING"},
+        "attempt": {"N": "1"},
+        "lease_token": {"S": lease},
+        "lease_expires_at": {"N": "1700000060"},
+        "lease_shard": {"S": "3"},
+        "payload": {"S": '{"inline": 1}'},
+    }
+
+
+def update(key: str, expression: str, values: dict[str, Any] | None = None, **request: Any) -> Any:
+    body: dict[str, Any] = {"Key": {"pk": {"S": "s#00"}, "sk": {"S": key}}}
+    if expression:
+        body["UpdateExpression"] = expression
+    if values is not None:
+        body["ExpressionAttributeValues"] = values
+    return body | request
+
+
+RICH = {
+    "pk": {"S": "s#00"},
+    "sk": {"S": "rich"},
+    "n": {"N": "5"},
+    "s": {"S": "hello"},
+    "m": {"M": {"x": {"N": "1"}, "sub": {"M": {"y": {"S": "deep"}}}}},
+    "l": {"L": [{"S": "a"}, {"N": "2"}, {"M": {"z": {"BOOL": True}}}]},
+    "ss": {"SS": ["p", "q"]},
+    "gone": {"S": "soon"},
+}
+N1 = {":one": {"N": "1"}}
+
+#: Each case: the items a fresh table starts with, and the UpdateItem requests made (twice
+#: over, so that the second pass meets every expression already seen).
+UPDATE_CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+    "completions, as the grid makes them": (
+        [running(f"t{i}", f"lease-{i}") for i in range(4)],
+        [
+            complete("t0", "lease-0", "r0"),
+            complete("t1", "lease-1", "r1", ReturnValues="ALL_OLD"),
+            complete("t2", "lease-2", "r2", ReturnValues="ALL_NEW"),
+            complete("t3", "stale", "r3", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+            complete("t3", "stale", "r3"),
+            complete("t0", "lease-0", "again", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+            complete("absent", "lease-9", "r9", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        ],
+    ),
+    "every ReturnValues": (
+        [RICH],
+        [
+            update(
+                "rich",
+                "SET n = n + :one, m.x = :v, m.#sub.y = :v, l[0] = :v, s = s "
+                "REMOVE gone ADD ss :more",
+                {**N1, ":v": {"S": "new"}, ":more": {"SS": ["r"]}},
+                ExpressionAttributeNames={"#sub": "sub"},
+                ReturnValues=return_values,
+            )
+            for return_values in ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
+        ]
+        + [update("rich", "SET s = :s", {":s": {"S": "hello"}}, ReturnValues="UPDATED_OLD")],
+    ),
+    "new items": (
+        [],
+        [
+            update("fresh", "SET a = :a", {":a": {"S": "1"}}, ReturnValues="ALL_OLD"),
+            update(
+                "fresh2",
+                "SET a = :a",
+                {":a": {"S": "1"}},
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValues="ALL_NEW",
+            ),
+            update("fresh3", "SET c = c + :one", N1),
+            update("fresh4", "SET lease_shard = :e", {":e": {"S": ""}}),
+        ],
+    ),
+    "functions and arithmetic": (
+        [RICH],
+        [
+            update(
+                "rich",
+                "SET attempt = if_not_exists(attempt, :zero) + :one, "
+                "errors = list_append(if_not_exists(errors, :none), :e), l = list_append(l, :e)",
+                {**N1, ":zero": {"N": "0"}, ":none": {"L": []}, ":e": {"L": [{"S": "x"}]}},
+                ReturnValues="UPDATED_NEW",
+            ),
+            update("rich", "SET n = n - :one REMOVE l[1], l[0]", N1, ReturnValues="ALL_NEW"),
+            update("rich", "DELETE ss :p", {":p": {"SS": ["p"]}}, ReturnValues="UPDATED_OLD"),
+        ],
+    ),
+    "conditions": (
+        [RICH],
+        [
+            update(
+                "rich",
+                "SET hits = if_not_exists(hits, :zero) + :one",
+                {**N1, ":zero": {"N": "0"}, **values},
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            for condition, names, values in [
+                ("n BETWEEN :lo AND :hi", None, {":lo": {"N": "1"}, ":hi": {"N": "9"}}),
+                ("s IN (:a, :b)", None, {":a": {"S": "x"}, ":b": {"S": "hello"}}),
+                ("begins_with(#s, :p)", {"#s": "s"}, {":p": {"S": "he"}}),
+                (
+                    "size(l) > :two AND attribute_type(m, :map)",
+                    None,
+                    {":two": {"N": "2"}, ":map": {"S": "M"}},
+                ),
+                (
+                    "NOT (n = :five) OR (#m.#x = :x)",
+                    {"#m": "m", "#x": "x"},
+                    {":five": {"N": "5"}, ":x": {"N": "1"}},
+                ),
+                (
+                    "l[2].z = :t AND contains(ss, :q)",
+                    None,
+                    {":t": {"BOOL": True}, ":q": {"S": "q"}},
+                ),
+                ("n = :five", None, {":five": {"N": "6"}}),
+                ("attribute_exists(nothing)", None, {}),
+            ]
+        ],
+    ),
+    "legacy parameters": (
+        [RICH],
+        [
+            update(
+                "rich",
+                "",
+                AttributeUpdates={"s": {"Action": "PUT", "Value": {"S": "v"}}},
+                Expected={"n": {"Value": {"N": "5"}}},
+                ReturnValues="ALL_NEW",
+            ),
+            update("rich", "SET s = :s", {":s": {"S": "w"}}, Expected={"n": {"Value": {"N": "4"}}}),
+        ],
+    ),
+    "transactions (placeholders may be None there)": (
+        [RICH],
+        [
+            {"TransactItems": [{"Update": {"TableName": UPDATE_TABLE, **request}}]}
+            for request in [
+                update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="n = :a"),
+                update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="n > :a"),
+                update("rich", "SET a = :a", {":a": {"N": "1"}}, ConditionExpression="n > :a"),
+                update("rich", "SET #a = :a", {":a": {"S": "1"}}),
+                update("rich", "SET a = :a REMOVE b", {":a": {"S": "1"}}),
+            ]
+        ],
+    ),
+    "invalid requests": (
+        [RICH],
+        [
+            update("rich", "SET a = ", {":a": {"S": "1"}}),
+            update("rich", "SET a = :a SET b = :a", {":a": {"S": "1"}}),
+            update("rich", "SET a = :a, a = :b", {":a": {"S": "1"}, ":b": {"S": "2"}}),
+            update("rich", "SET m.x = :a, m = :a", {":a": {"S": "1"}}),
+            update(
+                "rich", "SET #k = :a", {":a": {"S": "1"}}, ExpressionAttributeNames={"#k": "sk"}
+            ),
+            update("rich", "SET result = :a", {":a": {"S": "1"}}),
+            update("rich", "SET a = :a, b = :missing", {":a": {"S": "1"}}),
+            update("rich", "SET a = :a", {":a": {"S": "1"}, ":unused": {"S": "2"}}),
+            update("rich", "SET a = :a, b = #nope", {":a": {"S": "1"}}),
+            update("rich", "SET n = n + :s", {":s": {"S": "1"}}),
+            update("rich", "SET lease_shard = :n", {":n": {"N": "1"}}),
+            update("rich", "SET m.nowhere.deeper = :a", {":a": {"S": "1"}}),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="#s IN ("),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="s IN (:a"),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="n = :missing"),
+            update(
+                "rich",
+                "SET a = :a",
+                {":a": {"S": "1"}},
+                ConditionExpression="n = :nope OR #nope = :a",
+                ExpressionAttributeNames={"#n": "n"},
+            ),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="#nope = :a"),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="((n = :a))"),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="m.:a = :a"),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ConditionExpression="name = :a"),
+            update("rich", "SET a = :a", None, ConditionExpression="n = :a"),
+            update("rich", "   ", {":a": {"S": "1"}}),
+            update("rich", "SET a = :a", {":a": {"S": "1"}}, ReturnValues="SOME"),
+            update(
+                "rich",
+                "SET a = :a",
+                {":a": {"S": "1"}},
+                AttributeUpdates={"s": {"Action": "PUT", "Value": {"S": "v"}}},
+            ),
+        ],
+    ),
+}
+
+
+def update_outcomes(
+    seeds: list[dict[str, Any]], requests: list[dict[str, Any]], stream: bool = False
+) -> list[Any]:
+    """What moto's UpdateItem handler answers to each request (twice over) on a fresh table,
+    then the table's items (and stream records): through whichever UpdateItem is installed."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.responses import DynamoHandler
+
+    account = f"{uuid.uuid4().int % 10**12:012d}"
+    backend = dynamodb_backends[account]["us-east-1"]
+    table = backend.create_table(
+        UPDATE_TABLE,
+        schema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        throughput=None,
+        attr=[
+            {"AttributeName": name, "AttributeType": kind}
+            for name, kind in (("pk", "S"), ("sk", "S"), ("lease_shard", "S"))
+        ],
+        global_indexes=[
+            {
+                "IndexName": "leases",
+                "KeySchema": [{"AttributeName": "lease_shard", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        indexes=None,
+        streams={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"} if stream else None,
+        billing_mode="PAY_PER_REQUEST",
+        sse_specification=None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    for seed in seeds:  # a copy: moto keeps the lists it is given, and changes them
+        backend.put_item(UPDATE_TABLE, copy.deepcopy(seed))
+    handler = DynamoHandler()
+    handler.current_account = account
+    handler.region = "us-east-1"
+    outcomes: list[Any] = []
+    for _ in range(2):
+        for request in requests:
+            handler.body = json.loads(json.dumps({"TableName": UPDATE_TABLE, **request}))
+            call = (
+                handler.transact_write_items if "TransactItems" in request else handler.update_item
+            )
+            try:
+                outcomes.append(("answer", call().result))
+            except Exception as error:  # the error, as the server would serialise it
+                outcomes.append(
+                    (type(error).__name__, str(error), getattr(error, "description", None))
+                )
+    outcomes.append([item.to_json() for item in table.all_items()])
+    if stream:
+        outcomes.append(
+            [
+                {
+                    k: v
+                    for k, v in record.record["dynamodb"].items()
+                    if k.endswith(("Image", "Keys"))
+                }
+                | {"eventName": record.record["eventName"]}
+                for record in table.stream_shard.items
+            ]
+        )
+    return outcomes
+
+
+def stock_update_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put moto's own UpdateItem (handler and backend) back for the rest of the test."""
+    import inspect
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    monkeypatch.setattr(DynamoHandler, "update_item", inspect.unwrap(DynamoHandler.update_item))
+    monkeypatch.setattr(DynamoDBBackend, "update_item", inspect.unwrap(DynamoDBBackend.update_item))
+
+
+@pytest.mark.parametrize("case", sorted(UPDATE_CASES))
+def test_update_item_answers_and_writes_exactly_as_moto_does(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds, requests = UPDATE_CASES[case]
+    stream = case == "completions, as the grid makes them"
+
+    patched = update_outcomes(seeds, requests, stream)
+    stock_update_item(monkeypatch)
+    stock = update_outcomes(seeds, requests, stream)
+
+    for index, (ours, theirs) in enumerate(zip(patched, stock, strict=True)):
+        assert ours == theirs, f"outcome {index} differs"
+
+
+def test_completions_record_their_own_values_and_a_conflict_reports_the_item() -> None:
+    seeds, requests = UPDATE_CASES["completions, as the grid makes them"]
+
+    first_pass = update_outcomes(seeds, requests, stream=True)[: len(requests)]
+
+    assert first_pass[0] == ("answer", {"ConsumedCapacity": ANY_CAPACITY})
+    assert first_pass[1][1]["Attributes"]["state"] == {"S": "RUNNING"}  # ALL_OLD
+    assert first_pass[2][1]["Attributes"]["result"] == {"S": "r2"}  # ALL_NEW: its own value
+    assert "lease_token" not in first_pass[2][1]["Attributes"]
+    stale_with_item, stale, done = first_pass[3], first_pass[4], first_pass[5]
+    assert stale_with_item[0] == "ConditionalCheckFailed"
+    assert json.loads(stale_with_item[2])["Item"]["lease_token"] == {"S": "lease-3"}
+    assert stale[0] == "ConditionalCheckFailed"
+    assert "Item" not in json.loads(stale[2])
+    assert json.loads(done[2])["Item"]["result"] == {"S": "r0"}  # the first completion stands
+
+
+ANY_CAPACITY = {"TableName": UPDATE_TABLE, "CapacityUnits": 0.5}
+
+
+def test_update_item_parses_checks_and_copies_once_per_expression(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    calls: dict[str, int] = {"parse update": 0, "parse condition": 0, "copy": 0, "check": 0}
+
+    def counted(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def count(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return count
+
+    make = UpdateExpressionParser.make
+    monkeypatch.setattr(UpdateExpressionParser, "make", counted("parse update", make))
+    lex = ConditionExpressionParser._lex_condition_expression
+    monkeypatch.setattr(
+        ConditionExpressionParser, "_lex_condition_expression", counted("parse condition", lex)
+    )
+    monkeypatch.setattr(Item, "__deepcopy__", counted("copy", Item.__deepcopy__))
+    monkeypatch.setattr(validators, "deepcopy", counted("copy", validators.deepcopy))
+    checks = validators.ActionCountValidator.verify_action_counts
+    monkeypatch.setattr(
+        validators.ActionCountValidator, "verify_action_counts", counted("check", checks)
+    )
+    unique = f"a{uuid.uuid4().hex[:8]}"  # texts no earlier test has parsed
+    tasks = [running(f"t{i}", f"lease-{i}") for i in range(3)]
+    requests = []
+    for i in range(3):
+        request = complete(f"t{i}", f"lease-{i}", f"result {i}")
+        request["UpdateExpression"] = COMPLETE.replace(":now", f":now, {unique} = :now")
+        request["ConditionExpression"] += f" AND attribute_not_exists({unique})"
+        requests.append(request)
+
+    outcomes = update_outcomes(tasks, requests)
+
+    assert [o[0] for o in outcomes[:3]] == ["answer"] * 3
+    assert [o[0] for o in outcomes[3:6]] == ["ConditionalCheckFailed"] * 3  # second pass
+    assert calls["parse update"] == 1  # moto: twice per call (handler and backend)
+    assert calls["parse condition"] == 1  # moto: twice per call
+    assert calls["copy"] == 0  # moto: the old item twice per call, the expression once
+    first_checks = calls["check"]
+    assert first_checks > 0
+    update_outcomes(tasks, requests)
+    assert calls["check"] == first_checks  # passed once for this expression and these names
+
+
+def test_ast_clone_is_the_deep_copy_moto_makes() -> None:
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    def shape(root: Any) -> list[Any]:
+        """Every node in order: its attributes, with nodes named by their position."""
+        order: list[Any] = []
+        pending = [root]
+        while pending:
+            node = pending.pop()
+            order.append(node)
+            pending.extend(c for c in reversed(node.children or []) if isinstance(c, Node))
+        position = {id(node): i for i, node in enumerate(order)}
+        return [
+            {
+                name: position.get(id(value), value) if name == "parent" else value
+                for name, value in vars(node).items()
+                if name != "children"
+            }
+            | {
+                "children": [
+                    ("node", position[id(c)]) if isinstance(c, Node) else c
+                    for c in node.children or []
+                ]
+            }
+            | {"class": type(node)}
+            for node in order
+        ]
+
+    for expression in [
+        COMPLETE,
+        "SET a = if_not_exists(a, :z) + :one, b = list_append(b, :l) REMOVE c[2], d.e",
+        "ADD n :one, ss :s DELETE ds :d SET #m.#k[3].x = a - :one",
+    ]:
+        ast = UpdateExpressionParser.make(expression)
+        clone = moto_patches._clone_ast(ast)
+
+        assert shape(clone) == shape(copy.deepcopy(ast))
+        original_nodes = {id(node) for node in shape_nodes(ast)}
+        assert not original_nodes & {id(node) for node in shape_nodes(clone)}
+
+
+def shape_nodes(root: Any) -> list[Any]:
+    nodes, pending = [], [root]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        pending.extend(c for c in node.children or [] if hasattr(c, "children"))
+    return nodes
+
+
+def test_the_emulators_update_item_keeps_conditions_and_return_values(
+    aws: Callable[[str], Any],
+) -> None:
+    ddb = aws("dynamodb")
+    name = f"update-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    for i in range(3):
+        ddb.put_item(TableName=name, Item=running(f"t{i}", f"lease-{i}"))
+
+    for i in range(3):  # same texts, new values each time
+        reply = ddb.update_item(
+            TableName=name, **complete(f"t{i}", f"lease-{i}", f"r{i}", ReturnValues="UPDATED_NEW")
+        )
+        assert reply["Attributes"] == {
+            "state": {"S": "SUCCEEDED"},
+            "result": {"S": f"r{i}"},
+            "finished_at": {"N": "1700000000.5"},
+        }
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as conflict:
+        ddb.update_item(
+            TableName=name,
+            **complete("t1", "lease-1", "late", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        )
+    assert conflict.value.response["Item"]["result"] == {"S": "r1"}
+    with pytest.raises(ddb.exceptions.ClientError, match='Syntax error; token: "<EOF>"'):
+        ddb.update_item(TableName=name, **update("t0", "SET a =", {":a": {"S": "1"}}))
