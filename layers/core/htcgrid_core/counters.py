@@ -21,8 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from htcgrid_core import aws, keys
-from htcgrid_core.errors import RetryableError
+from htcgrid_core import keys
 from htcgrid_core.models import SessionStatus, TaskState
 from htcgrid_core.table import TaskTable
 
@@ -36,8 +35,6 @@ Item = dict[str, Any]
 COUNTER_SHARDS = 16
 #: The states a counter counts: the terminal ones. PENDING and RUNNING are what is left.
 COUNTED_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
-_GET_BATCH = 100
-_BATCH_RETRIES = 10
 
 
 def counter_key(session_id: str, shard: int) -> Item:
@@ -127,34 +124,20 @@ class SessionCounters:
         ids = list(dict.fromkeys(session_ids))
         counts = {session_id: SessionCounts(session_id) for session_id in ids}
         wanted = [k for s in ids for k in (keys.session_key(s), *counter_keys(s))]
-        for start in range(0, len(wanted), _GET_BATCH):
-            for item in self._get(wanted[start : start + _GET_BATCH]):
-                pk = item["pk"]["S"]
-                if pk.startswith("counters#"):
-                    session = counts[pk.removeprefix("counters#").rsplit("#", 1)[0]]
-                    for state in COUNTED_STATES:
-                        if state.value in item:
-                            session.finished[state] += int(item[state.value]["N"])
-                elif "submitted" in item:
-                    session = counts[pk.removeprefix("session#")]
-                    session.found = True
-                    session.submitted = int(item["submitted"]["N"])
-                    if "created_at" in item:
-                        session.created_at = float(item["created_at"]["N"])
+        for item in self._table.get_items(wanted, consistent=False, what="counter reads"):
+            pk = item["pk"]["S"]
+            if pk.startswith("counters#"):
+                session = counts[pk.removeprefix("counters#").rsplit("#", 1)[0]]
+                for state in COUNTED_STATES:
+                    if state.value in item:
+                        session.finished[state] += int(item[state.value]["N"])
+            elif "submitted" in item:
+                session = counts[pk.removeprefix("session#")]
+                session.found = True
+                session.submitted = int(item["submitted"]["N"])
+                if "created_at" in item:
+                    session.created_at = float(item["created_at"]["N"])
         return counts
-
-    def _get(self, item_keys: list[Item]) -> list[Item]:
-        name = self._table.name
-        pending: dict[str, Any] = {name: {"Keys": item_keys}}
-        found: list[Item] = []
-        for attempt in range(_BATCH_RETRIES):
-            response = self._table.client.batch_get_item(RequestItems=pending)
-            found.extend(response.get("Responses", {}).get(name, []))
-            pending = dict(response.get("UnprocessedKeys") or {})
-            if not pending:
-                return found
-            aws.pause_before_resend(attempt)
-        raise RetryableError("counter reads still unprocessed (throttled)")
 
 
 def add(

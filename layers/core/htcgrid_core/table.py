@@ -526,25 +526,31 @@ class TaskTable:
     def get_records(self, session_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
         """The records of the named tasks that exist (strongly consistent, 100 per request)."""
         ids = list(dict.fromkeys(task_ids))
-        found: dict[str, TaskRecord] = {}
-        for start in range(0, len(ids), _GET_BATCH):
+        items = self.get_items([keys.task_key(session_id, t) for t in ids], what="task reads")
+        return {record.task_id: record for record in map(decode_record, items)}
+
+    def get_items(
+        self, item_keys: Sequence[Item], *, consistent: bool = True, what: str = "reads"
+    ) -> list[Item]:
+        """The items that exist of ``item_keys`` (BatchGetItem, 100 keys per request), resending
+        what DynamoDB left unprocessed with backoff."""
+        found: list[Item] = []
+        for start in range(0, len(item_keys), _GET_BATCH):
             pending: dict[str, Any] = {
                 self._name: {
-                    "Keys": [keys.task_key(session_id, t) for t in ids[start : start + _GET_BATCH]],
-                    "ConsistentRead": True,
+                    "Keys": list(item_keys[start : start + _GET_BATCH]),
+                    "ConsistentRead": consistent,
                 }
             }
             for attempt in range(_BATCH_RETRIES):
                 response = self._client.batch_get_item(RequestItems=pending)
-                for item in response.get("Responses", {}).get(self._name, []):
-                    record = decode_record(item)
-                    found[record.task_id] = record
+                found.extend(response.get("Responses", {}).get(self._name, []))
                 pending = dict(response.get("UnprocessedKeys") or {})
                 if not pending:
                     break
                 aws.pause_before_resend(attempt)
             else:
-                raise RetryableError("task reads still unprocessed (throttled)")
+                raise RetryableError(f"{what} still unprocessed (throttled)")
         return found
 
     def _query_shard(
