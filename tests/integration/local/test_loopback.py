@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from htcgrid_core import faults
 from htcgrid_local.clients import client
 from htcgrid_local.loopback import Loopback
 
@@ -62,3 +64,18 @@ def test_requests_to_other_origins_are_left_to_the_network() -> None:
         url = "http://elsewhere.test:1/"
 
     assert loopback(Request()) is None  # type: ignore[arg-type]
+
+
+def test_injected_faults_are_drawn_before_the_loopback_answers(
+    moto_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lambdas' calls inside the emulator go through the loopback: fault injection (a
+    chaos run's throttling, the bench's AWS latency) must reach them too."""
+    slept: list[float] = []
+    monkeypatch.setattr(faults, "time", SimpleNamespace(sleep=slept.append))
+    sqs = looped("sqs", moto_app)
+    faults.install(sqs, faults.parse("sqs:latency=0.005"))
+
+    sqs.create_queue(QueueName="looped-late")
+
+    assert slept == [0.005]
