@@ -50,8 +50,9 @@ def local_grid(
     names = (accounting.ENV_FLAG, APP_ID_VARIABLE, FAULTS_VARIABLE)
     saved = {name: os.environ.get(name) for name in names}
     os.environ[accounting.ENV_FLAG] = "1" if count_requests else "0"  # the emulator inherits it
-    os.environ[FAULTS_VARIABLE] = latency_faults(aws_latency_ms)  # and this, and the agents
-    get_settings.cache_clear()  # this process's clients read it too
+    if aws_latency_ms > 0:  # else HTCGRID_FAULTS stays as the caller set it
+        os.environ[FAULTS_VARIABLE] = latency_faults(aws_latency_ms)  # agents inherit it too
+        get_settings.cache_clear()  # and this process's clients read it
     os.environ.pop(APP_ID_VARIABLE, None)
     grid = LocalGrid(
         agents=agents,
