@@ -28,7 +28,7 @@ demo: dev ## run the local grid on 10,000 Monte Carlo option-pricing tasks
 chaos: dev ## kill agents and throttle AWS while 5,000 tasks run, then check every task (~5 min)
 	$(BIN)/python -m htcgrid_examples.chaos
 
-bench: dev ## measure throughput, latency, agent CPU, AWS requests and $ per million tasks (~6 min)
+bench: dev ## measure throughput, latency, agent CPU, AWS requests and $ per million tasks (~5 min)
 	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python -m htcgrid_bench --scaling 1,2,4 --plots docs/img
 
