@@ -21,6 +21,7 @@ from htcgrid_core.models import (
     CancelReport,
     CancelRequest,
     DeleteReport,
+    DeleteRequest,
     ResultsPage,
     ResultsQuery,
     SessionsList,
@@ -36,9 +37,8 @@ from htcgrid_core.models import (
     TaskSummary,
 )
 from htcgrid_core.payloads import PayloadStore
-from htcgrid_core.sessions import DeleteProgress, delete_session
+from htcgrid_core.sessions import DeleteProgress
 from htcgrid_core.settings import GridSettings
-from htcgrid_core.table import TaskTable
 
 if TYPE_CHECKING:
     from htcgrid.session import Completed, Session
@@ -251,13 +251,20 @@ class Grid:
     def delete_session(
         self, session_id: str, progress: DeleteProgress | None = None
     ) -> DeleteReport:
-        """Delete a session's task records, submission records, counters and S3 objects (its
-        shards in parallel, 25 records per batch). Its unfinished tasks never run: the session
-        is flagged cancelled first. ``progress(records, objects)`` is called as it goes."""
-        table = TaskTable(self.endpoints.client("dynamodb"), self.settings.table_name)
-        return delete_session(
-            table, self.endpoints.client("s3"), self.settings.bucket_name, session_id, progress
-        )
+        """Delete a session's task records, submission records, counters and S3 objects,
+        through the delete function (clients have no write access to the table): a call per
+        time slice of its work until it is done. Its unfinished tasks never run: the session is
+        flagged cancelled first. ``progress(records, objects)`` is called after each call."""
+        records = 0
+        while True:
+            report = DeleteReport.model_validate(
+                self._query(DeleteRequest(session_id=session_id), "DeleteFunctionName")
+            )
+            records += report.records_deleted
+            if progress is not None:
+                progress(records, report.objects_deleted)
+            if report.done:
+                return report.model_copy(update={"records_deleted": records})
 
     def queue_depths(self) -> list[QueueDepth]:
         """Each priority level's queue depth, highest level first."""

@@ -19,6 +19,7 @@ import pytest
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     CancelReport,
+    DeleteReport,
     DispatchBatch,
     FailureCause,
     InlineData,
@@ -159,6 +160,19 @@ def test_cancel_cancels_the_sample_session(
     assert report.next_token is None
     records = grid.table.get_records(session_id, batch.task_ids)
     assert {r.state for r in records.values()} == {TaskState.CANCELLED}
+
+
+def test_delete_deletes_the_sample_session(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    batch = DispatchBatch.model_validate(
+        invoke("submission", event("submission", session_id=session_id))
+    )
+    report = DeleteReport.model_validate(invoke("delete", event("delete", session_id=session_id)))
+    assert report.done
+    assert report.records_deleted == 3  # 2 tasks and the submission record
+    assert grid.table.get_records(session_id, batch.task_ids) == {}
+    assert grid.table.session_flags(session_id).cancelled
 
 
 def test_retry_decides_the_sample_failure(

@@ -10,6 +10,7 @@ import pytest
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.worker import Worker
 from htcgrid_core import aws, counters, keys
+from htcgrid_core import table as table_module
 from htcgrid_core.cancellation import cancel
 from htcgrid_core.counters import COUNTER_SHARDS, SessionCounters, counter_keys
 from htcgrid_core.models import (
@@ -178,3 +179,29 @@ def test_deleting_a_session_removes_its_records_and_objects(
     )["Item"]
     assert "registry_shard" not in tombstone
     assert float(tombstone["expires_at"]["N"]) <= time.time() + 86400
+
+
+@pytest.mark.shared_stack
+def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
+    grid: GridResources, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a session with more records per shard than one page of keys
+    monkeypatch.setattr(table_module, "SESSION_KEYS_PAGE", 5)
+    task_ids = persist(grid, session_id, list(range(1000))).task_ids
+    s3 = aws.s3(grid.settings.endpoint_url, grid.settings.region)
+    bucket = grid.settings.bucket_name
+    s3.put_object(Bucket=bucket, Key=payload_key(session_id, task_ids[0]), Body=b"{}")
+    # WHEN a call's deadline has passed before it starts
+    first = delete_session(grid.table, s3, bucket, session_id, deadline=time.monotonic() - 1)
+    # THEN it deleted a page per shard, kept the rest for later, and says it is not done
+    assert not first.done
+    assert 0 < first.records_deleted < 1000
+    left = grid.table.get_records(session_id, task_ids)
+    assert len(left) == 1000 - first.records_deleted
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"sessions/{session_id}/")["KeyCount"] == 1
+    # AND the next call, in time, deletes the rest and finishes
+    second = delete_session(grid.table, s3, bucket, session_id)
+    assert second.done
+    assert first.records_deleted + second.records_deleted == 1001  # + 1 submission
+    assert second.objects_deleted == 1
+    assert grid.table.get_records(session_id, task_ids) == {}

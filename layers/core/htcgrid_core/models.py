@@ -324,12 +324,20 @@ class CancelReport(Document):
     next_token: str | None = None
 
 
+class DeleteRequest(Document):
+    """Delete a session with everything it stored (the delete function)."""
+
+    session_id: SessionId
+
+
 class DeleteReport(Document):
-    """What deleting a session removed: its task and session records, its S3 objects."""
+    """What deleting a session removed: its task and session records, its S3 objects. Not
+    ``done`` when the call ran out of time: delete again to go on."""
 
     session_id: SessionId
     records_deleted: int
     objects_deleted: int
+    done: bool = True
 
 
 class SessionFlags(Document):
@@ -423,6 +431,7 @@ PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     SessionsList,
     CancelRequest,
     CancelReport,
+    DeleteRequest,
     DeleteReport,
     AttemptFailure,
     RetryRequest,

@@ -136,7 +136,11 @@ def session_statuses(counters: SessionCounters, session_ids: list[str]) -> list[
     return [counts[session_id].status() for session_id in session_ids]
 
 
-def _delete_shard(table: TaskTable, session_id: str, shard: int) -> int:
+def _delete_shard(
+    table: TaskTable, session_id: str, shard: int, deadline: float | None
+) -> tuple[int, bool]:
+    """Delete a shard's task records, a page at a time, until done or past ``deadline``
+    (monotonic): (records deleted, whether the shard is empty)."""
     deleted = 0
     start: Item | None = None
     while True:
@@ -144,7 +148,9 @@ def _delete_shard(table: TaskTable, session_id: str, shard: int) -> int:
         table.delete_keys(page)
         deleted += len(page)
         if not start:
-            return deleted
+            return deleted, True
+        if deadline is not None and time.monotonic() > deadline:
+            return deleted, False
 
 
 def _session_partition_keys(table: TaskTable, session_id: str) -> list[Item]:
@@ -190,9 +196,14 @@ def delete_session(
     bucket: str,
     session_id: str,
     progress: DeleteProgress | None = None,
+    deadline: float | None = None,
 ) -> DeleteReport:
     """Delete every record and S3 object of a session: task records (all shards in parallel,
     25 per batch), submission records, counters and stored payloads and results.
+
+    With a ``deadline`` (monotonic seconds) it stops deleting task records once past it and
+    reports ``done=False``: call it again to go on (deleted records are gone, so each call
+    starts where the last one stopped), as the delete function does within its time budget.
 
     The session is flagged cancelled first, so agents stop starting its tasks; a task still
     running when its record goes cannot record a result (its conditional write finds no
@@ -209,12 +220,19 @@ def delete_session(
     table.flag_session(session_id, now, whole_session=True)
     with ThreadPoolExecutor(max_workers=DELETE_PARALLELISM) as pool:
         shards = [
-            pool.submit(_delete_shard, table, session_id, shard)
+            pool.submit(_delete_shard, table, session_id, shard, deadline)
             for shard in range(keys.SESSION_SHARDS)
         ]
+        emptied = True
         for done in shards:
-            records += done.result()
+            count, empty = done.result()
+            records += count
+            emptied &= empty
             report()
+    if not emptied:
+        return DeleteReport(
+            session_id=session_id, records_deleted=records, objects_deleted=0, done=False
+        )
     submissions = _session_partition_keys(table, session_id)
     table.delete_keys(submissions + counter_keys(session_id))
     records += len(submissions)

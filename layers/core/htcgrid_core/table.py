@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 Item = dict[str, Any]
 
 _DATA: TypeAdapter[Data] = TypeAdapter(Data)
+#: Keys per page when a session is deleted: ten BatchWriteItem requests between time checks.
+SESSION_KEYS_PAGE = 250
 #: BatchWriteItem and BatchGetItem limits.
 _WRITE_BATCH, _GET_BATCH = 25, 100
 #: How many times unprocessed batch items are re-sent before the call counts as throttled.
@@ -669,13 +671,15 @@ class TaskTable:
     def session_keys(
         self, session_id: str, shard: int, start_key: Item | None
     ) -> tuple[list[Item], Item | None]:
-        """One page of the keys of a shard's task records (for deleting a session)."""
+        """One page (``SESSION_KEYS_PAGE`` keys) of the keys of a shard's task records, for
+        deleting a session: a deleter checks its time budget between pages."""
         extra: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
         response = self._client.query(
             TableName=self._name,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": _s(keys.shard_partition(session_id, shard))},
             ProjectionExpression="pk, sk",
+            Limit=SESSION_KEYS_PAGE,
             **extra,
         )
         page = [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]

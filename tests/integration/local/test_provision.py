@@ -24,6 +24,7 @@ CONTRACT_OUTPUTS = {
     "SubmitWorkflowArn",
     "StatusFunctionName",
     "StatusFunctionArn",
+    "DeleteFunctionName",
     "SubmissionFunctionName",
     "DispatchFunctionName",
     "ClientPolicyArn",

@@ -75,3 +75,22 @@ def test_repo_template_functions_import_the_core_layer_from_its_source() -> None
     for metadata in functions.values():
         assert metadata["PythonPath"] == [str(REPO_TEMPLATE.parent / "layers" / "core")]
         assert Path(metadata["CodeDir"], "app.py").is_file()
+
+
+def test_clients_cannot_write_the_table_or_delete_data_themselves() -> None:
+    """Least privilege: clients read and delete through functions, so no client can write a
+    task's record (forge a result) or delete another session's objects."""
+    statements = load_template(REPO_TEMPLATE)["Resources"]["ClientPolicy"]["Properties"][
+        "PolicyDocument"
+    ]["Statement"]
+    actions = [
+        action
+        for statement in statements
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    ]
+    assert not [a for a in actions if a.startswith("dynamodb:")]
+    assert "s3:DeleteObject" not in actions
+    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert {"Fn::GetAtt": ["DeleteFunction", "Arn"]} in invoke["Resource"]
