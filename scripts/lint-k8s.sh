@@ -4,7 +4,7 @@
 # kubernetes-validate; the KEDA ScaledObject: KEDA's CRD in ../shared/schemas; Karpenter's
 # NodePool and EC2NodeClass: their npm-packaged schemas), checks the eksctl ClusterConfig against
 # the NodePool, runs checkov's kubernetes checks on the rendered objects and cfn-lint plus checkov
-# on the compute CloudFormation template, and shellcheck on the compute scripts.
+# on the compute CloudFormation template, and shellcheck on the compute and lint scripts.
 # checkov skips are justified where they apply (annotations on the objects, with the reason).
 #
 # Tools install themselves, pinned, into .tools/ (k8s: Python; karpenter: npm, from the lockfile
@@ -39,29 +39,9 @@ RENDER_DIR="$TOOLS_DIR/k8s-rendered"
 
 export BC_SKIP_MAPPING=TRUE
 
-now() { date +%s.%N; }
-TIMINGS=()
-step() { # step NAME CMD...: runs CMD, records its duration
-    local name="$1"; shift
-    local t0; t0="$(now)"
-    echo "==> $name"
-    "$@"
-    local dt; dt="$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
-    TIMINGS+=("$(printf '%-40s %6ss' "$name" "$dt")")
-}
-
-ensure_venv() { # ensure_venv DIR PIN...: (re)creates DIR unless its marker lists exactly PIN...
-    local dir="$1"; shift
-    local want="$*"
-    if [[ -x "$dir/bin/python" && -f "$dir/.pins" && "$(cat "$dir/.pins")" == "$want" ]]; then
-        return 0
-    fi
-    echo "    installing $want into ${dir#"$ROOT"/}"
-    rm -rf "$dir"
-    "$PYTHON" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
-    echo "$want" > "$dir/.pins"   # written last: an interrupted install is redone next time
-}
+STEP_WIDTH=40
+# shellcheck source=scripts/lib/tools.sh
+source "$ROOT/scripts/lib/tools.sh"
 
 ensure_karpenter_schemas() { # npm ci from the committed lockfile, redone when it changes
     local dir="$TOOLS_DIR/karpenter"
@@ -128,7 +108,8 @@ step "schemas: k8s $KUBERNETES_VERSION, KEDA CRD, eksctl" validate_schemas
 step "schemas: Karpenter NodePool/EC2NodeClass" validate_karpenter
 step "cfn-lint worker-role.yaml" "$TOOLS_DIR/k8s/bin/cfn-lint" compute/eks/worker-role.yaml
 step "checkov kubernetes + worker-role.yaml" checkov_all
-step "shellcheck compute scripts" "$TOOLS_DIR/k8s/bin/shellcheck" scripts/lint-k8s.sh \
+step "shellcheck compute and lint scripts" "$TOOLS_DIR/k8s/bin/shellcheck" -x \
+    scripts/lint-k8s.sh scripts/lint-template.sh scripts/lib/tools.sh \
     compute/eks/stack-env.sh compute/eks/cluster/install-addons.sh
 
 echo

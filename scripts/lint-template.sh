@@ -29,29 +29,9 @@ export BC_SKIP_MAPPING=TRUE
 # sam validate/build and samtranslator want a region; none of them call AWS here.
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
 
-now() { date +%s.%N; }
-TIMINGS=()
-step() { # step NAME CMD...: runs CMD, records its duration
-    local name="$1"; shift
-    local t0; t0="$(now)"
-    echo "==> $name"
-    "$@"
-    local dt; dt="$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
-    TIMINGS+=("$(printf '%-34s %6ss' "$name" "$dt")")
-}
-
-ensure_venv() { # ensure_venv DIR PIN...: (re)creates DIR unless its marker lists exactly PIN...
-    local dir="$1"; shift
-    local want="$*"
-    if [[ -x "$dir/bin/python" && -f "$dir/.pins" && "$(cat "$dir/.pins")" == "$want" ]]; then
-        return 0
-    fi
-    echo "    installing $want into ${dir#"$ROOT"/}"
-    rm -rf "$dir"
-    "$PYTHON" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
-    echo "$want" > "$dir/.pins"   # written last: an interrupted install is redone next time
-}
+STEP_WIDTH=34
+# shellcheck source=scripts/lib/tools.sh
+source "$ROOT/scripts/lib/tools.sh"
 
 # `sam build` without a container needs the function runtime's interpreter on PATH. A pyenv shim
 # exists for every installed version but fails unless that version is selected, so probe it.
