@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.worker import Worker
@@ -61,6 +62,10 @@ def notices(grid_settings: GridSettings, url: str) -> list[ResultNotice]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def sample_count(histogram: str) -> float:
+    return REGISTRY.get_sample_value(f"{histogram}_count") or 0.0
+
+
 def states(grid: GridResources, session_id: str, task_ids: list[str]) -> dict[str, TaskState]:
     return {t: r.state for t, r in grid.table.get_records(session_id, task_ids).items()}
 
@@ -86,11 +91,16 @@ def test_agent_runs_tasks_records_results_and_notifies_the_session(
 def test_results_carry_where_the_attempt_spent_its_time(
     grid: GridResources, grid_settings: GridSettings, session_id: str, result_queue: str
 ) -> None:
+    waits_before = sample_count("htcgrid_agent_queue_wait_seconds")
+    delays_before = sample_count("htcgrid_agent_start_delay_seconds")
     began = time.time()
     batch = submit(
         grid, session_id, [{"value": i} for i in range(5)], result_queue_url=result_queue
     )
     run_burst(grid, slots=2)
+    # The agent's metrics saw each first delivery's queue wait and each handler's start delay.
+    assert sample_count("htcgrid_agent_queue_wait_seconds") - waits_before == 5
+    assert sample_count("htcgrid_agent_start_delay_seconds") - delays_before == 5
     sent = notices(grid_settings, result_queue)
     results = [r for n in sent for r in n.results]
     assert sorted(r.task_id for r in results) == sorted(batch.task_ids)

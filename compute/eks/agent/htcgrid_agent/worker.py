@@ -29,7 +29,13 @@ from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.context import TaskContext
 from htcgrid_agent.failures import FailureReporter
 from htcgrid_agent.log import logger
-from htcgrid_agent.metrics import BUSY_SLOTS, HANDLER_SECONDS, TASKS
+from htcgrid_agent.metrics import (
+    BUSY_SLOTS,
+    HANDLER_SECONDS,
+    QUEUE_WAIT_SECONDS,
+    START_DELAY_SECONDS,
+    TASKS,
+)
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
@@ -287,6 +293,8 @@ class Worker:
         with self._held_changed:
             self._held += len(received)
         for task in received:
+            if task.receive_count == 1 and task.sent_at:  # a redelivery waited for other reasons
+                QUEUE_WAIT_SECONDS.observe(max(0.0, task.received_at - task.sent_at))
             # Prefetched messages wait highest priority first; with a starvation weight the
             # fetch order already decided who goes next, so they keep it (else a low task
             # fetched for its turn would wait behind every urgent one prefetched after it).
@@ -401,6 +409,7 @@ class Worker:
                 self._hand_back_held(task, completion)
                 return
             timings = AttemptTimings(task.sent_at, task.received_at, running.started_at)
+            START_DELAY_SECONDS.observe(max(0.0, running.started_at - task.received_at))
             self._record(task, message, completion, outcome, timings)
         finally:
             with self._leases_lock:
