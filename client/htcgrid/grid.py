@@ -246,7 +246,13 @@ class Grid:
 
     def sessions(self, limit: int = 20) -> list[SessionStatus]:
         """The most recently created sessions, newest first, with their counts (counters)."""
-        return SessionsList.model_validate(self._query(SessionsQuery(limit=limit))).sessions
+        return self.sessions_page(limit).sessions
+
+    def sessions_page(self, limit: int = 20, next_token: str | None = None) -> SessionsList:
+        """A page of sessions, newest first; pass its ``next_token`` for the older ones (None:
+        no more)."""
+        query = SessionsQuery(limit=limit, next_token=next_token)
+        return SessionsList.model_validate(self._query(query))
 
     def delete_session(
         self, session_id: str, progress: DeleteProgress | None = None

@@ -53,10 +53,19 @@ def test_cli_lists_sessions_and_tasks_then_deletes_a_session(
     with client.open_session() as session:
         task_ids = session.submit([{"value": i} for i in range(5)])
         session.wait(timeout=60)
-    listed = run_cli(local_grid, "sessions", "--limit", "50")
+    first = run_cli(local_grid, "sessions", "--limit", "1")
+    assert first.returncode == 0, first.stderr
+    assert [json.loads(line)["session_id"] for line in first.stdout.splitlines()[:1]] == [
+        session.id
+    ]
+    # Paged two at a time, every session comes once, newest first, and no token is left.
+    listed = run_cli(local_grid, "sessions", "--limit", "2", "--all")
     assert listed.returncode == 0, listed.stderr
     sessions = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert session.id in [s["session_id"] for s in sessions]
+    assert all("next_token" not in s for s in sessions)
+    ids = [s["session_id"] for s in sessions]
+    assert ids[0] == session.id
+    assert len(ids) == len(set(ids))
     tasks = run_cli(
         local_grid, "status", session.id, "--tasks", "succeeded", "--limit", "2", "--all"
     )

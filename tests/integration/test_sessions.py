@@ -13,6 +13,7 @@ from htcgrid_core import aws, counters, keys
 from htcgrid_core import table as table_module
 from htcgrid_core.cancellation import cancel
 from htcgrid_core.counters import COUNTER_SHARDS, SessionCounters, counter_keys
+from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     CancelRequest,
     InlineData,
@@ -205,3 +206,43 @@ def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
     assert first.records_deleted + second.records_deleted == 1001  # + 1 submission
     assert second.objects_deleted == 1
     assert grid.table.get_records(session_id, task_ids) == {}
+
+
+@pytest.mark.shared_stack
+def test_sessions_page_from_newest_to_oldest_with_a_token(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN three sessions created one after the other (after every other test's)
+    names = [f"{session_id}-{n}" for n in ("older", "middle", "newest")]
+    for name in names:
+        persist(grid, name, [1])
+    counters = SessionCounters.from_resources(grid)
+    # WHEN they are listed two, then one, at a time
+    first = list_sessions(SessionsQuery(limit=2), grid.table, counters)
+    second = list_sessions(
+        SessionsQuery(limit=1, next_token=first.next_token), grid.table, counters
+    )
+    # THEN each page continues where the last one stopped, newest first
+    assert [s.session_id for s in first.sessions] == names[:0:-1]
+    assert [s.session_id for s in second.sessions] == names[:1]
+    assert first.next_token is not None
+    # AND a token this grid did not issue is refused, naming the field
+    with pytest.raises(InvalidSubmissionError, match="next_token"):
+        list_sessions(SessionsQuery(limit=1, next_token="not-a-token"), grid.table, counters)
+
+
+@pytest.mark.shared_stack
+def test_the_last_page_of_sessions_has_no_token(grid: GridResources, session_id: str) -> None:
+    persist(grid, session_id, [1])
+    counters = SessionCounters.from_resources(grid)
+    listed = list_sessions(SessionsQuery(limit=1), grid.table, counters)
+    assert [s.session_id for s in listed.sessions] == [session_id]
+    # Walk to the end: the last page says there is nothing older.
+    token = listed.next_token
+    pages = 0
+    while token is not None and pages < 1000:
+        token = list_sessions(
+            SessionsQuery(limit=100, next_token=token), grid.table, counters
+        ).next_token
+        pages += 1
+    assert token is None

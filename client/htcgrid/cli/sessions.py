@@ -93,12 +93,24 @@ def _list_tasks(context: Context) -> int:
 
 
 def sessions(context: Context) -> int:
-    found = context.grid.sessions(context.args.limit)
-    if context.json:
-        for session in found:
-            context.emit(session.model_dump(mode="json"))
-    else:
-        context.console.print(status_table(found, title="recent sessions (from counters)"))
+    args, grid = context.args, context.grid
+    token = args.next_token
+    while True:
+        page = grid.sessions_page(args.limit, next_token=token)
+        if context.json:
+            for session in page.sessions:
+                context.emit(session.model_dump(mode="json"))
+        else:
+            title = "older sessions" if token else "recent sessions"
+            context.console.print(status_table(page.sessions, title=f"{title} (from counters)"))
+        token = page.next_token
+        if token is None or not args.all:
+            break
+    if token is not None:
+        if context.json:
+            context.emit({"next_token": token})
+        else:
+            context.console.print(f"more: --next-token {token}", highlight=False)
     return EXIT_OK
 
 
@@ -169,9 +181,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "sessions",
         sessions,
         "the most recently created sessions, with their counts",
-        "  htcgrid --local sessions\n  htcgrid --json sessions --limit 100",
+        "  htcgrid --local sessions\n  htcgrid --json sessions --limit 100 --all",
     )
-    parser.add_argument("--limit", type=int, default=20, help="how many (default 20, max 100)")
+    parser.add_argument("--limit", type=int, default=20, help="per page (default 20, max 100)")
+    parser.add_argument("--next-token", help="the next page, as the previous one printed")
+    parser.add_argument("--all", action="store_true", help="every page, not just the first")
 
     parser = add_command(
         commands,

@@ -280,16 +280,20 @@ class TasksPage(Document):
 
 
 class SessionsQuery(Document):
-    """Input of the status function: the most recently created sessions, newest first."""
+    """Input of the status function: the most recently created sessions, newest first; with a
+    ``next_token`` from an earlier page, the ones created before those."""
 
     action: Literal["sessions"] = "sessions"
     limit: int = Field(default=20, ge=1, le=100)
+    next_token: str | None = Field(default=None, max_length=200)
 
 
 class SessionsList(Document):
-    """Output of a sessions query: each session's status from its counters."""
+    """Output of a sessions query: each session's status from its counters, and the token of
+    the next (older) page, None when there is none."""
 
     sessions: list[SessionStatus]
+    next_token: str | None = None
 
 
 StatusFunctionQuery = Annotated[

@@ -11,6 +11,8 @@ attribute, so they cost the index nothing.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import zlib
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from htcgrid_core import keys
 from htcgrid_core.counters import SessionCounters, counter_keys, expiry
+from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     DeleteReport,
     SessionsList,
@@ -109,16 +112,24 @@ def record_persisted(
     return True
 
 
-def recent_sessions(table: TaskTable, limit: int) -> list[str]:
-    """The ids of the ``limit`` most recently created sessions, newest first (one index query
-    per registry shard)."""
+def recent_sessions(
+    table: TaskTable, limit: int, before: float | None = None
+) -> tuple[list[str], float | None]:
+    """The ids of the ``limit`` most recently created sessions (created before ``before``, if
+    given), newest first, from one index query per registry shard; and the creation time to
+    continue before, None when no older session is left."""
     found: list[tuple[float, str]] = []
+    truncated = False  # some shard stopped at ``limit``: it may hold older sessions
+    condition, values = "registry_shard = :shard", {}
+    if before is not None:
+        condition += " AND created_at < :before"
+        values[":before"] = {"N": repr(before)}
     for shard in range(REGISTRY_SHARDS):
         response = table.client.query(
             TableName=table.name,
             IndexName=SESSIONS_INDEX,
-            KeyConditionExpression="registry_shard = :shard",
-            ExpressionAttributeValues={":shard": {"S": f"sessions#{shard}"}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues={":shard": {"S": f"sessions#{shard}"}, **values},
             ScanIndexForward=False,
             Limit=limit,
         )
@@ -126,8 +137,11 @@ def recent_sessions(table: TaskTable, limit: int) -> list[str]:
             (float(item["created_at"]["N"]), item["pk"]["S"].removeprefix("session#"))
             for item in response.get("Items", [])
         )
+        truncated |= "LastEvaluatedKey" in response
     found.sort(reverse=True)
-    return [session_id for _, session_id in found[:limit]]
+    page = found[:limit]
+    more = len(found) > limit or truncated
+    return [session_id for _, session_id in page], page[-1][0] if page and more else None
 
 
 def session_statuses(counters: SessionCounters, session_ids: list[str]) -> list[SessionStatus]:
@@ -285,4 +299,20 @@ def list_sessions(
     query: SessionsQuery, table: TaskTable, counters: SessionCounters
 ) -> SessionsList:
     """The newest sessions with their counts (from counters)."""
-    return SessionsList(sessions=session_statuses(counters, recent_sessions(table, query.limit)))
+    before = _decode_sessions_token(query.next_token) if query.next_token else None
+    session_ids, older_than = recent_sessions(table, query.limit, before)
+    return SessionsList(
+        sessions=session_statuses(counters, session_ids),
+        next_token=None if older_than is None else _encode_sessions_token(older_than),
+    )
+
+
+def _encode_sessions_token(before: float) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode()
+
+
+def _decode_sessions_token(token: str) -> float:
+    try:
+        return float(json.loads(base64.urlsafe_b64decode(token.encode()))["before"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidSubmissionError("next_token: not a token this grid issued") from None
