@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from htcgrid.cli.common import EXIT_OK, Context, UsageError, add_command
-from htcgrid_core.models import SessionStatus, TaskState, TaskSummary
+from htcgrid_core.models import Document, SessionStatus, TaskState, TaskSummary
+
+RowT = TypeVar("RowT", bound=Document)
 
 
 def _when(epoch: float | None) -> str:
@@ -70,19 +74,24 @@ def status(context: Context) -> int:
     return EXIT_OK
 
 
-def _list_tasks(context: Context) -> int:
-    args, grid = context.args, context.grid
-    states = [TaskState(s.upper()) for s in args.tasks] or None
-    token = args.next_token
+def _print_pages(
+    context: Context,
+    fetch: Callable[[str | None], tuple[list[RowT], str | None]],
+    render: Callable[[list[RowT], bool], Table],
+) -> int:
+    """Print the page at ``--next-token`` (or the first), or with ``--all`` every page after
+    it: JSON lines or a table per page (``render(rows, first)``), then the token of what is
+    left, if anything."""
+    token, first = context.args.next_token, True
     while True:
-        page = grid.tasks_page(args.session, states, next_token=token, limit=args.limit)
+        rows, token = fetch(token)
         if context.json:
-            for task in page.tasks:
-                context.emit(task.model_dump(mode="json"))
+            for row in rows:
+                context.emit(row.model_dump(mode="json"))
         else:
-            context.console.print(_tasks_table(page.tasks))
-        token = page.next_token
-        if token is None or not args.all:
+            context.console.print(render(rows, first))
+        first = False
+        if token is None or not context.args.all:
             break
     if token is not None:
         if context.json:
@@ -90,28 +99,31 @@ def _list_tasks(context: Context) -> int:
         else:
             context.console.print(f"more: --next-token {token}", highlight=False)
     return EXIT_OK
+
+
+def _list_tasks(context: Context) -> int:
+    args, grid = context.args, context.grid
+    states = [TaskState(s.upper()) for s in args.tasks] or None
+
+    def fetch(token: str | None) -> tuple[list[TaskSummary], str | None]:
+        page = grid.tasks_page(args.session, states, next_token=token, limit=args.limit)
+        return page.tasks, page.next_token
+
+    return _print_pages(context, fetch, lambda rows, _: _tasks_table(rows))
 
 
 def sessions(context: Context) -> int:
     args, grid = context.args, context.grid
-    token = args.next_token
-    while True:
+
+    def fetch(token: str | None) -> tuple[list[SessionStatus], str | None]:
         page = grid.sessions_page(args.limit, next_token=token)
-        if context.json:
-            for session in page.sessions:
-                context.emit(session.model_dump(mode="json"))
-        else:
-            title = "older sessions" if token else "recent sessions"
-            context.console.print(status_table(page.sessions, title=f"{title} (from counters)"))
-        token = page.next_token
-        if token is None or not args.all:
-            break
-    if token is not None:
-        if context.json:
-            context.emit({"next_token": token})
-        else:
-            context.console.print(f"more: --next-token {token}", highlight=False)
-    return EXIT_OK
+        return page.sessions, page.next_token
+
+    def render(rows: list[SessionStatus], first: bool) -> Table:
+        title = "recent sessions" if first and not args.next_token else "older sessions"
+        return status_table(rows, title=f"{title} (from counters)")
+
+    return _print_pages(context, fetch, render)
 
 
 def delete(context: Context) -> int:
