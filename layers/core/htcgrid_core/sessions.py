@@ -117,7 +117,8 @@ def recent_sessions(
 ) -> tuple[list[str], float | None]:
     """The ids of the ``limit`` most recently created sessions (created before ``before``, if
     given), newest first, from one index query per registry shard; and the creation time to
-    continue before, None when no older session is left."""
+    continue before, None when no older session is left. (A session created in the very
+    microsecond of a page's last one would be skipped: ``created_at`` is ``time.time()``.)"""
     found: list[tuple[float, str]] = []
     truncated = False  # some shard stopped at ``limit``: it may hold older sessions
     condition, values = "registry_shard = :shard", {}
