@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help dev demo chaos bench test lint lint-python lint-template schemas local-up local-down clean
+.PHONY: help dev demo chaos bench compare test lint lint-python lint-template schemas local-up local-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,11 @@ chaos: dev ## kill agents and throttle AWS while 5,000 tasks run, then check eve
 bench: dev ## measure throughput, latency, agent CPU, AWS requests and $ per million tasks (~5 min)
 	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python -m htcgrid_bench --scaling 1,2,4 --plots docs/img
+
+compare: dev ## the bench on BASE=<commit> and the working tree (or HEAD=<commit>), side by side
+	@test -n "$(BASE)" || { echo "usage: make compare BASE=<commit> [HEAD=<commit>]"; exit 2; }
+	$(BIN)/python -m htcgrid_bench.compare --base $(BASE) $(if $(HEAD),--head $(HEAD)) \
+		-- --burst-tasks 2000 --sleep-tasks 500 --sequential 100
 
 test: dev ## run every test (unit, integration on moto, end to end on the local grid)
 	$(BIN)/pytest
