@@ -124,6 +124,7 @@ def test_cli_submits_waits_and_reads_status_and_results(local_grid: LocalGrid) -
     assert sorted(line["value"]["value"] for line in lines) == [1, 2]
     session_id = lines[0]["session_id"]
     status = run_cli(local_grid, "status", session_id, "--exact")
+    assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["counts"]["SUCCEEDED"] == 2
     results = run_cli(local_grid, "results", session_id)
     assert len(results.stdout.splitlines()) == 2
