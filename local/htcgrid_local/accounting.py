@@ -41,7 +41,8 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -202,27 +203,20 @@ class _Frame:
     states_entered: int = 0
 
 
-_local = threading.local()
-#: The innermost frame, also as a context variable: threads that run a copy of their creator's
-#: context (``htcgrid_core.aws.in_parallel``'s pool) make their calls on that frame's behalf.
-_context_frame: ContextVar[_Frame | None] = ContextVar("accounting_frame", default=None)
+#: The frames of what the current thread serves, innermost last. A context variable holding a
+#: tuple: a thread that runs a copy of its creator's context (``htcgrid_core.aws.in_parallel``'s
+#: pool) makes its calls on behalf of the creator's frames, and pushes its own on its own copy.
+_frames: ContextVar[tuple[_Frame, ...]] = ContextVar("accounting_frames", default=())
 
 
-def _frames() -> list[_Frame]:
-    """This thread's frames; in a thread that has none yet, the frame its context inherited."""
-    stack: list[_Frame] | None = getattr(_local, "stack", None)
-    if stack:
-        return stack
-    inherited = _context_frame.get()
-    return [inherited] if inherited is not None else []
-
-
-def _stack() -> list[_Frame]:
-    stack: list[_Frame] | None = getattr(_local, "stack", None)
-    if stack is None:
-        stack = []
-        _local.stack = stack
-    return stack
+@contextmanager
+def _pushed(frame: _Frame) -> Iterator[None]:
+    """``frame`` on top of the current frames while the block runs."""
+    token = _frames.set((*_frames.get(), frame))
+    try:
+        yield
+    finally:
+        _frames.reset(token)
 
 
 @dataclass
@@ -335,7 +329,7 @@ def classify(environ: Mapping[str, Any], body: bytes | None) -> _Request:
     return request
 
 
-def _caller(environ: Mapping[str, Any], stack: list[_Frame]) -> str:
+def _caller(environ: Mapping[str, Any], stack: Sequence[_Frame]) -> str:
     for frame in reversed(stack):
         if frame.actor is not None:
             return frame.actor
@@ -472,7 +466,7 @@ _hooks_lock = threading.Lock()
 
 
 def _frame() -> _Frame | None:
-    stack = _frames()
+    stack = _frames.get()
     return stack[-1] if stack else None
 
 
@@ -546,12 +540,10 @@ def _program_eval_body(original: Callable[..., None]) -> Callable[..., None]:
             if handed is None or detached
             else handed
         )
-        stack = _stack()
-        stack.append(frame)
         try:
-            original(self, env)
+            with _pushed(frame):
+                original(self, env)
         finally:
-            stack.pop()
             if detached and _SINK.accounting is not None:
                 _SINK.accounting.add(
                     Row(
@@ -571,7 +563,7 @@ def _counting_eval_body(original: Callable[..., None]) -> Callable[..., None]:
     """Wrap each state's evaluation (``CommonStateField._eval_body``) to count it entered."""
 
     def eval_body(self: CommonStateField, env: Any) -> None:
-        for frame in reversed(_frames()):
+        for frame in reversed(_frames.get()):
             if frame.service == "stepfunctions":
                 frame.states_entered += 1
                 break
@@ -593,12 +585,8 @@ class _FrameInheritingThread(threading.Thread):
         if self._accounting_frame is None:
             super().run()
             return
-        stack = _stack()
-        stack.append(self._accounting_frame)
-        try:
+        with _pushed(self._accounting_frame):
             super().run()
-        finally:
-            stack.pop()
 
 
 class _Sink:
@@ -676,8 +664,7 @@ class RequestAccounting:
             return self._app(environ, start_response)
         body = self._buffer_body(environ)
         request = classify(environ, body)
-        stack = _stack()
-        caller = _caller(environ, _frames())
+        caller = _caller(environ, _frames.get())
         capacity = _DynamoDBCapacity(environ, request) if request.service == "dynamodb" else None
         actor = None
         if request.service == "lambda" and request.operation == "Invoke":
@@ -694,13 +681,8 @@ class RequestAccounting:
             return start_response(status_line, headers, exc_info)
 
         started = time.perf_counter()
-        stack.append(frame)
-        context_token = _context_frame.set(frame)
-        try:
+        with _pushed(frame):
             content = read_body(self._app(environ, recording_start_response))
-        finally:
-            _context_frame.reset(context_token)
-            stack.pop()
         code = status[0] if status else 500
         row = Row(
             caller,
