@@ -1,4 +1,5 @@
-"""Paging through a session's shards: one position token, one loop, for every paged call."""
+"""Paging: opaque position tokens, and one loop through a session's shards for every paged
+call that walks them."""
 
 from __future__ import annotations
 
@@ -15,19 +16,32 @@ T = TypeVar("T")
 PageFetcher = Callable[[int, dict[str, Any] | None, int], tuple[list[T], dict[str, Any] | None]]
 
 
+_NOT_OURS = "next_token: not a token this grid issued"
+
+
+def encode_position(position: dict[str, Any]) -> str:
+    """An opaque ``next_token`` holding ``position`` (JSON values)."""
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def decode_position(token: str, read: Callable[[dict[str, Any]], T]) -> T:
+    """What ``read`` makes of the position in a token from ``encode_position``; a token that
+    is not one, or whose position ``read`` cannot use, is refused naming the field."""
+    try:
+        return read(json.loads(base64.urlsafe_b64decode(token.encode())))
+    except (ValueError, KeyError, TypeError):
+        raise InvalidSubmissionError(_NOT_OURS) from None
+
+
 def encode_token(shard: int, key: dict[str, Any] | None) -> str:
     """A position in a session's shards, for a paged call to resume from."""
-    return base64.urlsafe_b64encode(json.dumps({"shard": shard, "key": key}).encode()).decode()
+    return encode_position({"shard": shard, "key": key})
 
 
 def decode_token(token: str) -> tuple[int, dict[str, Any] | None]:
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
-        shard, key = int(position["shard"]), position["key"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidSubmissionError("next_token: not a token this grid issued") from None
+    shard, key = decode_position(token, lambda p: (int(p["shard"]), p["key"]))
     if not 0 <= shard < keys.SESSION_SHARDS:
-        raise InvalidSubmissionError("next_token: not a token this grid issued")
+        raise InvalidSubmissionError(_NOT_OURS)
     return shard, key
 
 

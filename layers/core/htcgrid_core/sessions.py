@@ -11,8 +11,6 @@ attribute, so they cost the index nothing.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import zlib
 from collections.abc import Callable
@@ -21,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from htcgrid_core import keys
 from htcgrid_core.counters import SessionCounters, counter_keys, expiry
-from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     DeleteReport,
     SessionsList,
@@ -31,7 +28,7 @@ from htcgrid_core.models import (
     TasksQuery,
     TaskSummary,
 )
-from htcgrid_core.paging import across_shards
+from htcgrid_core.paging import across_shards, decode_position, encode_position
 from htcgrid_core.payloads import session_prefix
 from htcgrid_core.table import SubmissionStage, TaskTable
 
@@ -300,20 +297,10 @@ def list_sessions(
     query: SessionsQuery, table: TaskTable, counters: SessionCounters
 ) -> SessionsList:
     """The newest sessions with their counts (from counters)."""
-    before = _decode_sessions_token(query.next_token) if query.next_token else None
+    token = query.next_token
+    before = decode_position(token, lambda p: float(p["before"])) if token else None
     session_ids, older_than = recent_sessions(table, query.limit, before)
     return SessionsList(
         sessions=session_statuses(counters, session_ids),
-        next_token=None if older_than is None else _encode_sessions_token(older_than),
+        next_token=None if older_than is None else encode_position({"before": older_than}),
     )
-
-
-def _encode_sessions_token(before: float) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode()
-
-
-def _decode_sessions_token(token: str) -> float:
-    try:
-        return float(json.loads(base64.urlsafe_b64decode(token.encode()))["before"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidSubmissionError("next_token: not a token this grid issued") from None
