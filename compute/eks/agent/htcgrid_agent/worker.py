@@ -107,6 +107,7 @@ class Worker:
         self._buffer: queue.PriorityQueue[_Queued] = queue.PriorityQueue()
         self._sequence = itertools.count()
         self._held = 0  # received and not yet finished
+        self._capacity = config.slots + config.prefetch  # the most it holds at once
         self._held_changed = threading.Condition()
         # Whether the fetcher sleeps on ``_held_changed``: slots notify only then (a notify on
         # every dequeue and release was 11 % of a busy agent's CPU). Read and written under
@@ -230,11 +231,10 @@ class Worker:
     def _wait_for_free_slots(self) -> int:
         """Block until the agent should fetch: nothing waits for a slot and fewer than
         ``slots + prefetch`` messages are held. How many to take (0 when stopping)."""
-        capacity = self.config.slots + self.config.prefetch
         with self._held_changed:
             while not self._stopping.is_set():
                 self.last_turn_at = time.monotonic()  # also each second all slots are busy
-                limit = capacity - self._held
+                limit = self._capacity - self._held
                 if self.config.max_tasks is not None:
                     remaining = self.config.max_tasks - self.processed - self._held
                     if remaining <= 0 and self._held == 0:
@@ -331,11 +331,7 @@ class Worker:
     def _wake_fetcher_if_due(self) -> None:
         """Wake the fetcher if it sleeps and would now fetch (under ``_held_changed``). Waking
         it for nothing (messages still buffered) cost a thread switch per task."""
-        if (
-            self._fetcher_waiting
-            and self._held < self.config.slots + self.config.prefetch
-            and self._buffer.empty()
-        ):
+        if self._fetcher_waiting and self._held < self._capacity and self._buffer.empty():
             self._held_changed.notify()
 
     # -- one slot -------------------------------------------------------------------------------
