@@ -25,14 +25,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from htcgrid_bench.runs import percentile
+
 #: The package roots of a source tree, as ``make dev`` installs them.
 PACKAGE_ROOTS = ("layers/core", "client", "compute/eks/agent", "local", "bench", "examples")
 
 Results = dict[str, Any]
 
 
-def _burst_rate(results: Results, key: str) -> float:
-    return statistics.median(float(b[key]) for b in results["bursts"])
+def _median(rows: str, key: str) -> Callable[[Results], float]:
+    """The median of ``key`` over one run's ``rows`` (bursts, sleepers or request summaries)."""
+    return lambda results: statistics.median(float(row[key]) for row in results[rows])
 
 
 def _submit_rate(results: Results) -> float:
@@ -50,32 +53,22 @@ def _cpu_ms(results: Results, process: str) -> float:
 
 
 def _latency_ms(results: Results, fraction: float) -> float:
-    totals = sorted(
-        1000 * float(sum(sample)) for repeat in results["latencies"] for sample in repeat
-    )
-    return totals[min(len(totals) - 1, max(0, round(fraction * len(totals)) - 1))]
-
-
-def _requests(results: Results, key: str) -> float:
-    return statistics.median(float(s[key]) for s in results["summaries"])
+    totals = [1000 * float(sum(sample)) for repeat in results["latencies"] for sample in repeat]
+    return percentile(totals, fraction)
 
 
 #: What is compared: a name, how to read it from one run's results, and which way is better.
 MEASURES: list[tuple[str, Callable[[Results], float], str]] = [
-    ("(a) no-op tasks/s", lambda r: _burst_rate(r, "tasks_per_s"), "higher"),
+    ("(a) no-op tasks/s", _median("bursts", "tasks_per_s"), "higher"),
     ("(a) submit rate, tasks/s", _submit_rate, "higher"),
-    (
-        "(b) 10 ms tasks/s",
-        lambda r: statistics.median(s["tasks_per_s"] for s in r["sleepers"]),
-        "higher",
-    ),
+    ("(b) 10 ms tasks/s", _median("sleepers", "tasks_per_s"), "higher"),
     ("(c) latency p50, ms", lambda r: _latency_ms(r, 0.5), "lower"),
     ("(c) latency p90, ms", lambda r: _latency_ms(r, 0.9), "lower"),
     ("(d) agent CPU ms/task", lambda r: _cpu_ms(r, "agents"), "lower"),
     ("(d) emulator CPU ms/task", lambda r: _cpu_ms(r, "emulator"), "lower"),
     ("(d) client CPU ms/task", lambda r: _cpu_ms(r, "client"), "lower"),
-    ("DynamoDB WRU/task", lambda r: _requests(r, "dynamodb_wru"), "lower"),
-    ("SQS requests/task", lambda r: _requests(r, "sqs_requests"), "lower"),
+    ("DynamoDB WRU/task", _median("summaries", "dynamodb_wru"), "lower"),
+    ("SQS requests/task", _median("summaries", "sqs_requests"), "lower"),
 ]
 
 
