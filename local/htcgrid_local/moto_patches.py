@@ -1183,17 +1183,16 @@ def _backend_update_item(
         if update is not None and update.well_linked
         else None
     )
+
+    def validated(ast: Any, against: Item | None) -> Any:  # changed: cloned AST, checks once
+        return _UpdateValidator(
+            ast, expression_attribute_names, expression_attribute_values, against, table, checks_key
+        ).validate()
+
     if item is None:
         if update is not None:
             item = Item(hash_value, range_value, attrs={})
-            _UpdateValidator(  # changed: cloned AST, static checks once
-                update.ast,
-                expression_attribute_names,
-                expression_attribute_values,
-                item,
-                table,
-                checks_key,
-            ).validate()
+            validated(update.ast, item)
         data: dict[str, Any] = {table.hash_key_attr: {hash_value.type: hash_value.value}}
         if range_value:
             data.update({table.range_key_attr: {range_value.type: range_value.value}})  # type: ignore[dict-item]
@@ -1204,14 +1203,7 @@ def _backend_update_item(
         item.validate_no_empty_key_values(attribute_updates, table.attribute_keys)  # type: ignore[union-attr]
 
     if update is not None:
-        validated_ast = _UpdateValidator(  # changed: cloned AST, static checks once
-            update.ast,
-            expression_attribute_names,
-            expression_attribute_values,
-            item,
-            table,
-            checks_key,
-        ).validate()
+        validated_ast = validated(update.ast, item)
         validated_ast.normalize()
         try:
             UpdateExpressionExecutor(validated_ast, item, expression_attribute_names).execute()  # type: ignore[arg-type]
