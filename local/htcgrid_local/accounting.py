@@ -1,19 +1,20 @@
 """Request accounting: every AWS call the emulator serves, by caller, service and operation.
 
-Every AWS call of the local grid reaches the emulator process: the client's and the agents'
-over HTTP, the Lambda handlers' and the state-machine interpreter's through the in-process
-loopback (``loopback.py``), which hands them to the same WSGI app. So one WSGI middleware in
-front of that app sees them all. It is off unless the emulator starts with
+Every AWS call of the local grid reaches the emulator process: the client's, the agents' and
+the Lambda functions' environments' over HTTP, the state-machine interpreter's through the
+in-process loopback (``loopback.py``), which hands them to the same WSGI app. So one WSGI
+middleware in front of that app sees them all. It is off unless the emulator starts with
 ``HTCGRID_LOCAL_ACCOUNTING=1`` in its environment (``server.build_app`` checks), and then it:
 
 - classifies each request: the service from the SigV4 credential scope, the operation from
   ``X-Amz-Target`` (JSON protocols: DynamoDB, SQS, Step Functions), ``Action=`` (query
   protocol), the path (Lambda ``Invoke``) or method and path (S3);
-- names the caller: ``lambda:<function>`` for calls a handler makes while it is invoked,
-  ``workflow:<state machine>`` for the interpreter's calls during an execution (both found on a
-  per-thread stack: an invocation and its calls run in one thread), else the ``app/<id>`` of
-  the boto3 User-Agent (``AWS_SDK_UA_APP_ID``; the bench sets ``htcgrid-client`` and
-  ``htcgrid-agent``), else ``in-process`` or ``external``;
+- names the caller: ``workflow:<state machine>`` for the interpreter's calls during an
+  execution (found on a per-thread stack: an execution and its calls run in its threads),
+  ``lambda:<function>`` for the calls of a function's execution environment (its boto3
+  User-Agent says so: ``environments.py`` sets ``AWS_SDK_UA_APP_ID``), else the ``app/<id>``
+  of the boto3 User-Agent (the bench sets ``htcgrid-client`` and ``htcgrid-agent``), else
+  ``in-process`` or ``external``;
 - computes the DynamoDB capacity each call would consume on AWS, from item sizes as DynamoDB
   bills them (see :func:`item_size`). moto's ``ConsumedCapacity`` is no use for this: it is a
   constant (1.0 for any PutItem/UpdateItem/DeleteItem, 1.0 for a whole BatchWriteItem, 0.5 for
@@ -57,6 +58,7 @@ from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
+from htcgrid_local.environments import LAMBDA_APP_PREFIX
 from htcgrid_local.loopback import read_body
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -335,7 +337,10 @@ def _caller(environ: Mapping[str, Any], stack: Sequence[_Frame]) -> str:
             return frame.actor
     match = _APP_ID.search(str(environ.get("HTTP_USER_AGENT", "")))
     if match is not None:
-        return match.group("app")
+        app = match.group("app")
+        if app.startswith(LAMBDA_APP_PREFIX):  # a function's environment (environments.py)
+            return "lambda:" + app.removeprefix(LAMBDA_APP_PREFIX)
+        return app
     # Loopback requests (built by werkzeug's EnvironBuilder) have no remote address.
     return "external" if environ.get("REMOTE_ADDR") else "in-process"
 

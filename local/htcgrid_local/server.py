@@ -28,10 +28,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from htcgrid_local import accounting, loopback, moto_patches
 from htcgrid_local.clients import EMULATOR_CREDENTIALS, client
+from htcgrid_local.environments import Environments
 from htcgrid_local.lambda_runtime import LambdaMiddleware, WsgiApp
 from htcgrid_local.schedules import ScheduleFirer
 
 LOG = logging.getLogger(__name__)
+
+#: Variables of the emulator's own environment that its Lambda functions get as well.
+PASSED_TO_FUNCTIONS = ("HTCGRID_FAULTS",)
 
 #: moto settings the local grid needs, set before any resource exists: state machines created
 #: while execution is off live in another backend and become invisible once it is on.
@@ -49,11 +53,12 @@ class NoDelayRequestHandler(MotoRequestHandler):
     disable_nagle_algorithm = True
 
 
-def build_app() -> WsgiApp:
-    """moto's app, patched and configured, wrapped in the local Lambda runtime."""
+def build_app(environments: Environments) -> WsgiApp:
+    """moto's app, patched and configured, behind the local Lambda runtime, whose invocations
+    run in ``environments``."""
     moto_patches.apply_all()
     moto_api_backend.set_config(MOTO_CONFIG)  # what POST /moto-api/config does, in-process
-    app: WsgiApp = LambdaMiddleware(DomainDispatcherApplication(create_backend_app))
+    app: WsgiApp = LambdaMiddleware(DomainDispatcherApplication(create_backend_app), environments)
     # Request accounting, only with HTCGRID_LOCAL_ACCOUNTING=1 (accounting.py): counts every
     # request by caller, service and operation, over HTTP and loopback alike (the loopback is
     # given this same app), and serves the counts at /_htcgrid/accounting.
@@ -62,9 +67,16 @@ def build_app() -> WsgiApp:
     return app
 
 
-def handler_environment(endpoint_url: str, region: str) -> dict[str, str]:
-    """Variables the in-process Lambda handlers need beside their own function environment."""
-    return {
+def emulator_environment(region: str) -> dict[str, str]:
+    """Variables of the emulator process itself: moto's state-machine interpreter signs its
+    calls to this server with boto3."""
+    return {**EMULATOR_CREDENTIALS, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+
+
+def runtime_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """Variables every Lambda function of this emulator runs with beside its own (Lambda's
+    reserved ones are added per function by ``environments.py``)."""
+    variables = {
         **EMULATOR_CREDENTIALS,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
@@ -74,7 +86,15 @@ def handler_environment(endpoint_url: str, region: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL": endpoint_url,
         # No X-Ray daemon locally: Powertools Tracer would try to send segments to one.
         "POWERTOOLS_TRACE_DISABLED": "1",
+        # A developer's ~/.aws never reaches a function: its credentials are the emulator's.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
+    # Injected faults (a chaos run's, the bench's latency) reach the functions' calls too.
+    for name in PASSED_TO_FUNCTIONS:
+        if name in os.environ:
+            variables[name] = os.environ[name]
+    return variables
 
 
 def serve(
@@ -95,17 +115,26 @@ def serve(
     # Both log a line per request otherwise.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
-    app = build_app()
-    server: BaseWSGIServer = make_server(
-        host, port, app, threaded=True, request_handler=NoDelayRequestHandler
-    )
-    bound_port = int(server.server_port)
+    # Bound before the app exists: the functions' environments need the endpoint's port.
+    listener = socket.create_server((host, port))
+    bound_port = int(listener.getsockname()[1])
     endpoint_url = f"http://{host}:{bound_port}"
+    environments = Environments(runtime_environment(endpoint_url, region))
+    app = build_app(environments)
+    server: BaseWSGIServer = make_server(
+        host,
+        bound_port,
+        app,
+        threaded=True,
+        request_handler=NoDelayRequestHandler,
+        fd=listener.fileno(),
+    )
+    listener.close()  # the server holds its own duplicate of the socket
     # moto's state-machine interpreter calls back to http://localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(bound_port)
     # Before any boto3 client exists in this process: sessions copy the hook list when created.
     loopback.install(app, [endpoint_url, f"http://localhost:{bound_port}"])
-    os.environ.update(handler_environment(endpoint_url, region))
+    os.environ.update(emulator_environment(region))
     _check_localhost(host)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -136,6 +165,7 @@ def serve(
         if firer is not None:
             firer.stop()
         server.server_close()
+        environments.close()
 
 
 def _check_localhost(host: str) -> None:

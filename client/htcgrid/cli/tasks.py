@@ -88,29 +88,35 @@ def results(context: Context) -> int:
         for task_id in page.missing:
             context.console.print(f"[yellow]{task_id}: not finished or unknown[/]", highlight=False)
         return EXIT_OK
-    seen: set[str] = set()
+    if args.follow:
+        return _follow(context)
     for result in grid.iter_results(args.session):
-        seen.add(result.task_id)
         _emit_result(context, result)
-    if not args.follow:
-        return EXIT_OK
-    return _follow(context, seen)
+    return EXIT_OK
 
 
-def _follow(context: Context, seen: set[str]) -> int:
-    """Print results as the session's unfinished tasks finish, until none is left. A session
-    that grows meanwhile (more submissions) is picked up from its counters."""
+def _follow(context: Context) -> int:
+    """Print every result of the session, those still to come included, until none is left.
+
+    Each round that finds the session grown (first round included: its counters' total changed)
+    lists the unfinished tasks *before* reading the finished ones, so a task that finishes in
+    between is in one listing or the other (or both), never in neither."""
     args, grid = context.args, context.grid
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    seen: set[str] = set()
     unfinished: list[str] = []
     known = -1
     pause = FOLLOW_POLL_S[0]
     while True:
         total = grid.status(args.session).total
-        if total != known:  # first round, or the session grew: list what is unfinished
+        if total != known:
             known = total
             states = [TaskState.PENDING, TaskState.RUNNING]
-            listed = (t.task_id for t in grid.iter_tasks(args.session, states))
+            listed = [t.task_id for t in grid.iter_tasks(args.session, states)]
+            for result in grid.iter_results(args.session):
+                if result.task_id not in seen:
+                    seen.add(result.task_id)
+                    _emit_result(context, result)
             unfinished = [t for t in dict.fromkeys([*unfinished, *listed]) if t not in seen]
         progressed = False
         for start in range(0, len(unfinished), FOLLOW_BATCH):

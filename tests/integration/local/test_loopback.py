@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,10 +18,13 @@ ORIGIN = "http://127.0.0.1:1"
 
 
 @pytest.fixture(scope="module")
-def moto_app() -> Any:
+def moto_app() -> Iterator[Any]:
+    from htcgrid_local.environments import Environments
     from htcgrid_local.server import build_app
 
-    return build_app()
+    environments = Environments({})
+    yield build_app(environments)
+    environments.close()
 
 
 def looped(service: str, app: Any) -> Any:
