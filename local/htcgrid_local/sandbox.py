@@ -267,7 +267,7 @@ def main() -> None:
     channel = _seqpacket(int(sys.argv[1]))
     # A line a handler prints (an EMF metric, a log record) is in the log at once, as in Lambda.
     for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # The emulator stops its processes itself; a Ctrl-C in its terminal must not kill them first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve_base(channel, json.loads(sys.argv[2]))
