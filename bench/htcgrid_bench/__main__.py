@@ -188,6 +188,10 @@ def report(results: dict[str, Any], console: Console) -> str:
         "emulator (all AWS calls, moto)",
         f"{1000 * statistics.median(b['cpu']['emulator_s'] for b in bursts) / burst_tasks:.2f}",
     )
+    lambdas_s = statistics.median(b["cpu"].get("lambdas_s", 0.0) for b in bursts)
+    cpu.add_row(
+        "Lambda functions (their execution environments)", f"{1000 * lambdas_s / burst_tasks:.2f}"
+    )
     cpu.add_row(
         "client (submit, results)",
         f"{1000 * statistics.median(b['cpu']['client_s'] for b in bursts) / burst_tasks:.2f}",

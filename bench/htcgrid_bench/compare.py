@@ -44,7 +44,9 @@ def _submit_rate(results: Results) -> float:
 
 def _cpu_ms(results: Results, process: str) -> float:
     def per_task(burst: dict[str, Any]) -> float:
-        used = burst["cpu"][f"{process}_s"]
+        # Runs from before the Lambdas had processes of their own have no "lambdas_s": their
+        # Lambdas' CPU is in the emulator's.
+        used = sum(burst["cpu"].get(f"{name}_s", 0.0) for name in process.split("+"))
         if process == "agents":
             used -= burst["handler_cpu_s"]
         return 1000 * float(used) / float(burst["tasks"])
@@ -66,6 +68,8 @@ MEASURES: list[tuple[str, Callable[[Results], float], str]] = [
     ("(c) latency p90, ms", lambda r: _latency_ms(r, 0.9), "lower"),
     ("(d) agent CPU ms/task", lambda r: _cpu_ms(r, "agents"), "lower"),
     ("(d) emulator CPU ms/task", lambda r: _cpu_ms(r, "emulator"), "lower"),
+    ("(d) Lambda CPU ms/task", lambda r: _cpu_ms(r, "lambdas"), "lower"),
+    ("(d) emulator + Lambda CPU ms/task", lambda r: _cpu_ms(r, "emulator+lambdas"), "lower"),
     ("(d) client CPU ms/task", lambda r: _cpu_ms(r, "client"), "lower"),
     ("DynamoDB WRU/task", _median("summaries", "dynamodb_wru"), "lower"),
     ("SQS requests/task", _median("summaries", "sqs_requests"), "lower"),

@@ -83,12 +83,13 @@ def client_of(grid: LocalGrid) -> Grid:
 
 @dataclass(frozen=True)
 class CpuSample:
-    """CPU seconds used during a run by the agents (slots included), the emulator and this
-    client process."""
+    """CPU seconds used during a run by the agents (slots included), the emulator, the Lambda
+    functions' execution environments (processes under the emulator's) and this client."""
 
     agents_s: float
     emulator_s: float
     client_s: float
+    lambdas_s: float = 0.0
 
 
 class CpuMeter:
@@ -98,13 +99,23 @@ class CpuMeter:
         self._agents = [agent.pid for agent in grid.agents]
         self._emulator = grid.emulator.pid if grid.emulator and grid.emulator.pid else None
         self._before: Mapping[int, float] = {}
+        self._lambdas_before: Mapping[int, float] = {}
         self._emulator_before = 0.0
         self._client_before = 0.0
 
     def start(self) -> None:
         self._before = procstat.tree_cpu_seconds(self._agents)
         self._emulator_before = procstat.cpu_seconds(self._emulator) if self._emulator else 0.0
+        self._lambdas_before = self._lambdas()
         self._client_before = time.process_time()
+
+    def _lambdas(self) -> Mapping[int, float]:
+        """CPU of the emulator's descendants: the Lambda functions' processes."""
+        if self._emulator is None:
+            return {}
+        tree = procstat.tree_cpu_seconds([self._emulator])
+        tree.pop(self._emulator, None)
+        return tree
 
     def stop(self) -> CpuSample:
         after = procstat.tree_cpu_seconds(self._agents)
@@ -113,7 +124,9 @@ class CpuMeter:
         emulator = (
             procstat.cpu_seconds(self._emulator) - self._emulator_before if self._emulator else 0.0
         )
-        return CpuSample(agents, emulator, time.process_time() - self._client_before)
+        lambdas_after = self._lambdas()
+        lambdas = sum(lambdas_after[p] - self._lambdas_before.get(p, 0.0) for p in lambdas_after)
+        return CpuSample(agents, emulator, time.process_time() - self._client_before, lambdas)
 
 
 @dataclass(frozen=True)
