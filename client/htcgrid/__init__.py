@@ -13,6 +13,7 @@ from htcgrid.errors import (
     GridError,
     GridNotFoundError,
     QueryFailedError,
+    ResultsIncompleteError,
     ResultsTimeoutError,
     SubmissionFailedError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "GridError",
     "GridNotFoundError",
     "QueryFailedError",
+    "ResultsIncompleteError",
     "ResultsTimeoutError",
     "Session",
     "SubmissionFailedError",

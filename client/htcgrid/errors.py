@@ -27,3 +27,8 @@ class QueryFailedError(GridError):
 
 class ResultsTimeoutError(GridError):
     """Results did not all arrive within the time given."""
+
+
+class ResultsIncompleteError(GridError):
+    """A session ran out of outstanding tasks before every submitted task's result was yielded
+    (``Grid.map`` raises it rather than end early)."""

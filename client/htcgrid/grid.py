@@ -16,7 +16,7 @@ import boto3
 from pydantic import BaseModel, JsonValue
 
 from htcgrid.connection import GridEndpoints
-from htcgrid.errors import QueryFailedError, SubmissionFailedError
+from htcgrid.errors import QueryFailedError, ResultsIncompleteError, SubmissionFailedError
 from htcgrid_core.models import (
     CancelReport,
     CancelRequest,
@@ -337,6 +337,11 @@ class Grid:
                 while next_index in waiting:
                     yield waiting.pop(next_index)
                     next_index += 1
+            if next_index < len(task_ids):
+                raise ResultsIncompleteError(
+                    f"no result for task {next_index} ({task_ids[next_index]}) of "
+                    f"{len(task_ids)}: the results after it were not yielded"
+                )
 
     def fetch_results(self, session_id: str, task_ids: list[str]) -> ResultsPage:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""

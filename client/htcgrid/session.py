@@ -9,21 +9,25 @@ reconciles by reading the outstanding tasks from the status function.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import JsonValue, ValidationError
 
 from htcgrid.errors import ResultsTimeoutError
 from htcgrid.grid import Grid
 from htcgrid_core import keys
-from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
 from htcgrid_core.models import (
+    MAX_ERROR_MESSAGE_CHARS,
     MAX_TASKS_PER_SUBMISSION,
     CancelReport,
     Data,
@@ -49,6 +53,13 @@ SUBMIT_CONCURRENCY = 8
 RECONCILE_AFTER_S = 15.0
 #: Long-poll wait on the result queue (SQS's maximum).
 RESULT_POLL_S = 20
+#: Reads of a stored result before it is handed over as unreadable: a transient S3 failure
+#: (which botocore has already retried) may clear, a corrupted or missing object will not.
+DECODE_ATTEMPTS = 3
+#: Why a stored result cannot be read: its bytes do not match the record (size or SHA-256),
+#: S3 refused or failed the read, or the bytes are not JSON (``json.JSONDecodeError`` is a
+#: ``ValueError``).
+UNREADABLE = (PayloadIntegrityError, ClientError, BotoCoreError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,9 @@ class Completed:
     submitted_at: float
     #: When the agent sent the notice that carried the result (None if read from the table).
     notified_at: float | None = None
+    #: Why the result's value could not be read (``value`` is then None), after
+    #: ``DECODE_ATTEMPTS`` tries: the task finished, but its stored result is unreadable.
+    read_error: TaskError | None = None
 
     @property
     def task_id(self) -> str:
@@ -73,11 +87,13 @@ class Completed:
 
     @property
     def ok(self) -> bool:
-        return self.result.state is TaskState.SUCCEEDED
+        """The task succeeded and its result was read."""
+        return self.result.state is TaskState.SUCCEEDED and self.read_error is None
 
     @property
     def error(self) -> TaskError | None:
-        return self.result.error
+        """Why the task failed, or why its result could not be read."""
+        return self.read_error or self.result.error
 
     @property
     def latency_s(self) -> float:
@@ -96,6 +112,11 @@ class Session:
         self._outstanding: dict[str, float] = {}
         self._seen: set[str] = set()
         self._reconcile_due = False
+        #: Results accepted (their tasks no longer outstanding) and not yet handed over. They
+        #: survive an error raised out of ``results()``: the next call hands them over first.
+        self._ready: deque[Completed] = deque()
+        #: Tasks a notice said changed, to read from the status function on the next turn.
+        self._changed: list[str] = []
 
     @classmethod
     def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
@@ -231,7 +252,7 @@ class Session:
     @property
     def outstanding(self) -> int:
         """Tasks submitted through this object whose results it has not yet yielded."""
-        return len(self._outstanding)
+        return len(self._outstanding) + len(self._ready)
 
     def status(self, *, exact: bool = False) -> SessionStatus:
         """Counts per state, from the grid (see ``Grid.status``)."""
@@ -246,33 +267,44 @@ class Session:
 
     def results(self, timeout: float | None = None) -> Iterator[Completed]:
         """Yield each submitted task's result once, in completion order, until none is
-        outstanding. Raises ``ResultsTimeoutError`` if ``timeout`` seconds pass first."""
+        outstanding. Raises ``ResultsTimeoutError`` if ``timeout`` seconds pass first.
+
+        A result is yielded only once its value was read; one that cannot be read (its stored
+        object is missing or corrupt) is yielded with ``read_error`` set, never dropped. If an
+        error ends the iteration (the grid unreachable, say), nothing accepted is lost: call
+        ``results()`` again to go on."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_progress = time.monotonic()
-        while self._outstanding:
+        while self._ready or self._outstanding:
+            while self._ready:
+                last_progress = time.monotonic()
+                yield self._ready.popleft()
+            if not self._outstanding:
+                return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise ResultsTimeoutError(f"{len(self._outstanding)} tasks still unfinished")
+            received = 0
             if self.result_queue_url:
                 wait = RESULT_POLL_S if remaining is None else int(min(RESULT_POLL_S, remaining))
                 wait = min(
                     wait, max(0, int(RECONCILE_AFTER_S - (time.monotonic() - last_progress)))
                 )
-                batch = list(self._receive(wait))
+                received = self._receive(wait)
             else:
-                batch = []
                 time.sleep(min(1.0, remaining if remaining is not None else 1.0))
+            if self._changed:
+                changed, self._changed = self._changed, []
+                self._fetch([t for t in changed if t in self._outstanding])
             if self._reconcile_due or (
-                not batch
+                not received
+                and not self._ready
                 and time.monotonic() - last_progress
                 >= (RECONCILE_AFTER_S if self.result_queue_url else 1.0)
             ):
                 self._reconcile_due = False
-                batch += self._reconcile()
+                self._reconcile()
                 last_progress = time.monotonic()
-            for completed in batch:
-                last_progress = time.monotonic()
-                yield completed
 
     def wait(self, timeout: float | None = None) -> list[Completed]:
         """Block until every submitted task has finished; their results, in completion order."""
@@ -296,51 +328,73 @@ class Session:
         """``wait()`` for asyncio."""
         return [done async for done in self.aresults(timeout)]
 
-    def _receive(self, wait_s: int) -> Iterator[Completed]:
+    def _receive(self, wait_s: int) -> int:
+        """Take one long poll's notices: their results join the ready results, their changed
+        tasks are read on this turn. Returns how many results were accepted."""
         sqs = self.grid.endpoints.client("sqs")
         response = sqs.receive_message(
             QueueUrl=self.result_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
         )
         messages = response.get("Messages", [])
-        changed: list[str] = []
-        completed: list[Completed] = []
+        accepted = 0
         for message in messages:
             try:
                 notice = ResultNotice.model_validate_json(message["Body"])
             except ValidationError:
                 continue  # not ours to read; deleted below like every other message
-            completed.extend(self._accept(notice.results, notice.sent_at))
-            changed.extend(t for t in notice.changed if t in self._outstanding)
-        if changed:
-            completed.extend(self._fetch(changed))
+            accepted += self._accept(notice.results, notice.sent_at)
+            self._changed.extend(t for t in notice.changed if t in self._outstanding)
         if messages:
+            # Everything these notices carried is now in ``_ready`` or ``_changed``.
             entries: list[Any] = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
             ]
             sqs.delete_message_batch(QueueUrl=self.result_queue_url, Entries=entries)
-        return iter(completed)
+        return accepted
 
-    def _reconcile(self) -> list[Completed]:
-        return self._fetch(list(self._outstanding))
+    def _reconcile(self) -> None:
+        self._fetch(list(self._outstanding))
 
-    def _fetch(self, task_ids: list[str]) -> list[Completed]:
-        completed: list[Completed] = []
+    def _fetch(self, task_ids: list[str]) -> None:
         for start in range(0, len(task_ids), 100):
             page = self.grid.fetch_results(self.id, task_ids[start : start + 100])
-            completed.extend(self._accept(page.results))
-        return completed
+            self._accept(page.results)
 
-    def _accept(
-        self, results: Iterable[TaskResult], notified_at: float | None = None
-    ) -> list[Completed]:
-        """Each outstanding task's result, once: notices are at-least-once, so results of tasks
-        already yielded (or not submitted here) are dropped."""
-        accepted = []
+    def _accept(self, results: Iterable[TaskResult], notified_at: float | None = None) -> int:
+        """Make each outstanding task's result ready, once: notices are at-least-once, so
+        results of tasks already accepted (or not submitted here) are dropped. A task stops
+        being outstanding only once its result was read (or found unreadable)."""
+        accepted = 0
         for result in results:
-            submitted_at = self._outstanding.pop(result.task_id, None)
+            submitted_at = self._outstanding.get(result.task_id)
             if submitted_at is None:
                 continue
+            value, read_error = self._read(result)
+            del self._outstanding[result.task_id]
             self._seen.add(result.task_id)
-            value = self.grid.payloads.decode(result.result) if result.result is not None else None
-            accepted.append(Completed(result, value, time.time(), submitted_at, notified_at))
+            self._ready.append(
+                Completed(result, value, time.time(), submitted_at, notified_at, read_error)
+            )
+            accepted += 1
         return accepted
+
+    def _read(self, result: TaskResult) -> tuple[JsonValue, TaskError | None]:
+        """The result's value, or why it cannot be read after ``DECODE_ATTEMPTS`` tries."""
+        if result.result is None:
+            return None, None
+        for attempt in range(1, DECODE_ATTEMPTS + 1):
+            try:
+                return self.grid.payloads.decode(result.result), None
+            except UNREADABLE as error:
+                if attempt == DECODE_ATTEMPTS:
+                    return None, TaskError(
+                        type=type(error).__name__,
+                        message=f"the task's result could not be read: {error}"[
+                            :MAX_ERROR_MESSAGE_CHARS
+                        ],
+                        attempt=result.attempt,
+                        at=time.time(),
+                        retryable=False,
+                    )
+                time.sleep(min(2.0, 0.2 * 2**attempt) * random.random())  # noqa: S311 - jitter
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,116 @@
+"""The client at its edges, on the emulator with the stack's real functions and workflows: the
+result stream (notices it cannot read, notices it must not trust), and ``map``.
+
+No agent runs here: a test plays the agent by sending the notices an agent would send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from htcgrid import Completed, Grid, Session
+from htcgrid.connection import GridEndpoints
+from htcgrid_core import aws
+from htcgrid_core.models import (
+    Data,
+    InlineData,
+    ResultNotice,
+    StoredData,
+    TaskResult,
+    TaskState,
+)
+from htcgrid_core.payloads import result_key
+from htcgrid_core.settings import GridSettings
+from htcgrid_local.provision import read_stack_outputs
+
+
+@pytest.fixture
+def client(grid_settings: GridSettings) -> Grid:
+    endpoint = str(grid_settings.endpoint_url)
+    outputs = read_stack_outputs(endpoint, grid_settings.queue_prefix)
+    return Grid(GridEndpoints.for_emulator(dict(outputs), endpoint))
+
+
+def finished(session: Session, task_id: str, result: Data | None) -> TaskResult:
+    return TaskResult(
+        session_id=session.id,
+        task_id=task_id,
+        state=TaskState.SUCCEEDED,
+        attempt=1,
+        result=result,
+        submitted_at=time.time(),
+        finished_at=time.time(),
+    )
+
+
+def notify(session: Session, *results: TaskResult) -> None:
+    """Send a result notice to the session's result queue, as an agent does."""
+    assert session.result_queue_url
+    body = ResultNotice(results=list(results), sent_at=time.time()).model_dump_json()
+    session.grid.endpoints.client("sqs").send_message(
+        QueueUrl=session.result_queue_url, MessageBody=body
+    )
+
+
+def corrupted_result(client: Grid, session: Session, task_id: str) -> StoredData:
+    """A stored result whose object does not match its recorded SHA-256 (as a late duplicate
+    execution's upload would leave it)."""
+    key = result_key(session.id, task_id)
+    body = b'{"value": "overwritten"}'
+    s3 = aws.s3(client.settings.endpoint_url, client.settings.region)
+    s3.put_object(Bucket=client.settings.bucket_name, Key=key, Body=body)
+    return StoredData(s3_key=key, size=len(body), sha256=hashlib.sha256(b"other").hexdigest())
+
+
+@pytest.mark.shared_stack
+def test_a_result_that_cannot_be_read_is_yielded_as_an_error_and_none_is_dropped(
+    client: Grid,
+) -> None:
+    with client.open_session() as session:
+        first, second, third = session.submit([{"value": i} for i in range(3)])
+        # GIVEN one notice whose middle result's stored object is corrupt
+        notify(
+            session,
+            finished(session, first, InlineData(inline=1)),
+            finished(session, second, corrupted_result(client, session, second)),
+            finished(session, third, InlineData(inline=3)),
+        )
+        # WHEN the session's results are read
+        results = {done.task_id: done for done in session.results(timeout=30)}
+    # THEN every task comes out once: the readable ones with their values, the other as an error
+    assert set(results) == {first, second, third}
+    assert (results[first].value, results[third].value) == (1, 3)
+    unreadable = results[second]
+    assert not unreadable.ok
+    assert unreadable.state is TaskState.SUCCEEDED
+    assert unreadable.value is None
+    assert unreadable.error is not None
+    assert unreadable.error.type == "PayloadIntegrityError"
+    assert session.outstanding == 0
+
+
+@pytest.mark.shared_stack
+def test_ordered_map_goes_past_an_unreadable_result_instead_of_stopping(client: Grid) -> None:
+    def play_the_agent(session: Session) -> None:
+        # GIVEN the first task's stored result is corrupt, the others are fine
+        ids = [t for t in session._outstanding]
+        notify(
+            session,
+            finished(session, ids[0], corrupted_result(client, session, ids[0])),
+            *(
+                finished(session, task_id, InlineData(inline=i))
+                for i, task_id in enumerate(ids)
+                if i
+            ),
+        )
+
+    # WHEN map runs three tasks in input order
+    yielded: list[Completed] = list(
+        client.map([{"value": i} for i in range(3)], on_submitted=play_the_agent, timeout=30)
+    )
+    # THEN all three come out, in order, the first as an error
+    assert [done.value for done in yielded] == [None, 1, 2]
+    assert [done.ok for done in yielded] == [False, True, True]
