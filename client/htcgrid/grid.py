@@ -24,6 +24,8 @@ from htcgrid_core.models import (
     DeleteRequest,
     ResultsPage,
     ResultsQuery,
+    SessionQueue,
+    SessionQueueRequest,
     SessionsList,
     SessionsQuery,
     SessionStatus,
@@ -142,7 +144,8 @@ class Grid:
     ) -> Grid:
         """Connect to explicitly named resources: a dict of the stack's outputs
         (``TaskTableName``, ``DataBucketName``, ``QueuePrefix``, ``PriorityLevels``,
-        ``SubmitWorkflowArn``, ``StatusFunctionName``, ``InlinePayloadThresholdBytes``...), for
+        ``SubmitWorkflowArn``, ``StatusFunctionName``, ``SessionFunctionName``,
+        ``InlinePayloadThresholdBytes``...), for
         callers without ``cloudformation:DescribeStacks``."""
         return cls(
             GridEndpoints(
@@ -165,6 +168,20 @@ class Grid:
         from htcgrid.session import Session
 
         return Session.open(self, session_id or uuid.uuid4().hex[:20], stream_results)
+
+    def open_result_queue(self, session_id: str) -> str:
+        """Have the session function create a session's result queue; its URL."""
+        request = SessionQueueRequest(action="open", session_id=session_id)
+        queue = SessionQueue.model_validate(self._query(request, "SessionFunctionName"))
+        if queue.result_queue_url is None:  # pragma: no cover - the function always names it
+            raise QueryFailedError(f"the session function opened no queue for {session_id}")
+        return queue.result_queue_url
+
+    def close_result_queue(self, session_id: str) -> None:
+        """Have the session function delete a session's result queue (gone already is fine)."""
+        self._query(
+            SessionQueueRequest(action="close", session_id=session_id), "SessionFunctionName"
+        )
 
     # -- the submit workflow -------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ DECODE_ATTEMPTS = 3
 #: S3 refused or failed the read, or the bytes are not JSON (``json.JSONDecodeError`` is a
 #: ``ValueError``).
 UNREADABLE = (PayloadIntegrityError, ClientError, BotoCoreError, ValueError)
+#: What SQS answers for a queue that no longer exists.
+QUEUE_GONE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,10 @@ class Session:
         self.grid = grid
         self.id = session_id
         self.result_queue_url = result_queue_url
+        #: Whether this session opened a result queue (closed with the session). The queue
+        #: may vanish before that (``result_queue_url`` is then None: results are read back
+        #: from the table instead).
+        self.streams_results = result_queue_url is not None
         self._outstanding: dict[str, float] = {}
         self._seen: set[str] = set()
         self._reconcile_due = False
@@ -120,19 +126,9 @@ class Session:
 
     @classmethod
     def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
-        """Create the session's result queue (TLS-only, encrypted) if it streams results."""
-        url = None
-        if stream_results:
-            sqs = grid.endpoints.client("sqs")
-            name = f"{grid.settings.queue_prefix}-session-{session_id}"[:80]
-            url = sqs.create_queue(
-                QueueName=name,
-                Attributes={
-                    "SqsManagedSseEnabled": "true",
-                    "VisibilityTimeout": "60",
-                    "MessageRetentionPeriod": str(grid.settings.session_queue_retention_s),
-                },
-            )["QueueUrl"]
+        """Have the session function create the session's result queue (encrypted, TLS-only:
+        clients cannot create queues) if it streams results."""
+        url = grid.open_result_queue(session_id) if stream_results else None
         return cls(grid, session_id, url)
 
     def __enter__(self) -> Session:
@@ -147,9 +143,11 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Delete the result queue. Results stay readable through the status function."""
-        if self.result_queue_url:
-            self.grid.endpoints.client("sqs").delete_queue(QueueUrl=self.result_queue_url)
+        """Have the session function delete the result queue. Results stay readable through
+        the status function."""
+        if self.streams_results:
+            self.grid.close_result_queue(self.id)
+            self.streams_results = False
             self.result_queue_url = None
 
     # -- submitting -----------------------------------------------------------------------------
@@ -332,9 +330,18 @@ class Session:
         """Take one long poll's notices: their results join the ready results, their changed
         tasks are read on this turn. Returns how many results were accepted."""
         sqs = self.grid.endpoints.client("sqs")
-        response = sqs.receive_message(
-            QueueUrl=self.result_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
-        )
+        try:
+            response = sqs.receive_message(
+                QueueUrl=self.result_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in QUEUE_GONE:
+                raise
+            # Deleted under us (by anyone holding the client policy and calling the session
+            # function): no notice can come any more, so read the results back from the table.
+            self.result_queue_url = None
+            self._reconcile_due = True
+            return 0
         messages = response.get("Messages", [])
         accepted = 0
         for message in messages:
@@ -342,7 +349,10 @@ class Session:
                 notice = ResultNotice.model_validate_json(message["Body"])
             except ValidationError:
                 continue  # not ours to read; deleted below like every other message
-            accepted += self._accept(notice.results, notice.sent_at)
+            # Only agents and the retry function can send here (IAM), and only for tasks
+            # submitted with this queue; a result naming another session is still never ours.
+            mine = [r for r in notice.results if r.session_id == self.id]
+            accepted += self._accept(mine, notice.sent_at)
             self._changed.extend(t for t in notice.changed if t in self._outstanding)
         if messages:
             # Everything these notices carried is now in ``_ready`` or ``_changed``.

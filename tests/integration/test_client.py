@@ -12,6 +12,7 @@ import time
 import pytest
 
 from htcgrid import Completed, Grid, Session
+from htcgrid import session as session_module
 from htcgrid.connection import GridEndpoints
 from htcgrid_core import aws
 from htcgrid_core.models import (
@@ -23,7 +24,9 @@ from htcgrid_core.models import (
     TaskState,
 )
 from htcgrid_core.payloads import result_key
+from htcgrid_core.resources import GridResources
 from htcgrid_core.settings import GridSettings
+from htcgrid_core.table import Completion
 from htcgrid_local.provision import read_stack_outputs
 
 
@@ -114,3 +117,64 @@ def test_ordered_map_goes_past_an_unreadable_result_instead_of_stopping(client: 
     # THEN all three come out, in order, the first as an error
     assert [done.value for done in yielded] == [None, 1, 2]
     assert [done.ok for done in yielded] == [False, True, True]
+
+
+def record_successes(grid: GridResources, session: Session, task_ids: list[str]) -> None:
+    """Record each task's success in the table, as an agent would before notifying."""
+    for value, task_id in enumerate(task_ids):
+        grid.table.record_success(
+            Completion(session.id, task_id, 1, None), InlineData(inline=value), time.time()
+        )
+
+
+@pytest.mark.shared_stack
+def test_a_notice_naming_another_session_is_never_yielded(client: Grid) -> None:
+    with client.open_session() as session:
+        (task_id,) = session.submit([{"value": 1}])
+        # GIVEN a notice whose result names another session but this session's task
+        forged = finished(session, task_id, InlineData(inline="forged"))
+        notify(session, forged.model_copy(update={"session_id": "someone-else"}))
+        # AND then the genuine one
+        notify(session, finished(session, task_id, InlineData(inline="genuine")))
+        # THEN only the genuine result comes out
+        (done,) = session.results(timeout=30)
+    assert done.value == "genuine"
+
+
+@pytest.mark.shared_stack
+def test_a_result_queue_deleted_under_the_session_falls_back_to_the_table(
+    client: Grid, grid: GridResources
+) -> None:
+    with client.open_session() as session:
+        task_ids = session.submit([{"value": i} for i in range(3)])
+        record_successes(grid, session, task_ids)
+        # GIVEN someone else (any holder of the client policy) deleted the session's queue
+        other = Grid(client.endpoints)
+        other.close_result_queue(session.id)
+        # THEN the session still yields every result, read back from the table
+        results = {done.task_id: done.value for done in session.results(timeout=30)}
+    assert results == {task_id: i for i, task_id in enumerate(task_ids)}
+
+
+@pytest.mark.shared_stack
+def test_notices_taken_by_another_client_are_read_back_from_the_table(
+    client: Grid, grid: GridResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_module, "RECONCILE_AFTER_S", 1.0)
+    with client.open_session() as session:
+        task_ids = session.submit([{"value": i} for i in range(3)])
+        record_successes(grid, session, task_ids)
+        notify(
+            session, *(finished(session, t, InlineData(inline=i)) for i, t in enumerate(task_ids))
+        )
+        # GIVEN another client received and deleted every notice first
+        assert session.result_queue_url
+        sqs = client.endpoints.client("sqs")
+        taken = sqs.receive_message(QueueUrl=session.result_queue_url, MaxNumberOfMessages=10)
+        for message in taken["Messages"]:
+            sqs.delete_message(
+                QueueUrl=session.result_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        # THEN the session reads the results from the table once notices stop
+        results = {done.task_id: done.value for done in session.results(timeout=30)}
+    assert results == {task_id: i for i, task_id in enumerate(task_ids)}

@@ -92,7 +92,10 @@ class Submission(Document):
     result_queue_url: str | None = Field(
         default=None,
         max_length=512,
-        description="SQS queue the agents notify as tasks of this submission finish.",
+        description=(
+            "The session's result queue, as the session function's 'open' returned it: agents "
+            "notify it as tasks of this submission finish. No other queue is accepted."
+        ),
     )
 
 
@@ -344,6 +347,21 @@ class DeleteReport(Document):
     done: bool = True
 
 
+class SessionQueueRequest(Document):
+    """Input of the session function: create (``open``) or delete (``close``) a session's
+    result queue. Clients cannot create, delete or re-configure queues themselves."""
+
+    action: Literal["open", "close"]
+    session_id: SessionId
+
+
+class SessionQueue(Document):
+    """Output of the session function: the session's result queue (None once closed)."""
+
+    session_id: SessionId
+    result_queue_url: str | None = None
+
+
 class SessionFlags(Document):
     """What agents read of a session to know whether its tasks may still run."""
 
@@ -437,6 +455,8 @@ PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     CancelReport,
     DeleteRequest,
     DeleteReport,
+    SessionQueueRequest,
+    SessionQueue,
     AttemptFailure,
     RetryRequest,
     RetryReport,

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from htcgrid_core import counters, keys, sessions
+from htcgrid_core import counters, keys, result_queues, sessions
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     DispatchBatch,
@@ -110,6 +110,7 @@ def record_of(message: TaskMessage) -> TaskRecord:
 def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
     """Validate a submission against the grid and write its tasks as PENDING, exactly once."""
     check_against_settings(submission, grid.settings)
+    result_queues.check_submitted_url(grid, submission.session_id, submission.result_queue_url)
     now = time.time()
     messages = task_messages(submission, grid.settings, now)
     stage = grid.table.begin_submission(
