@@ -12,6 +12,7 @@ with grid.open_session() as session:
 from htcgrid.errors import (
     GridError,
     GridNotFoundError,
+    PartialSubmissionError,
     QueryFailedError,
     ResultsIncompleteError,
     ResultsTimeoutError,
@@ -25,6 +26,7 @@ __all__ = [
     "Grid",
     "GridError",
     "GridNotFoundError",
+    "PartialSubmissionError",
     "QueryFailedError",
     "ResultsIncompleteError",
     "ResultsTimeoutError",

@@ -21,6 +21,30 @@ class SubmissionFailedError(GridError):
         self.cause = cause
 
 
+class PartialSubmissionError(SubmissionFailedError):
+    """``submit`` stopped part way: some of its submissions were accepted, the rest not.
+
+    ``task_ids`` are the accepted tasks (in input order; they run, and the session yields
+    their results). Resubmit the same payloads with ``submission_token`` to submit the rest:
+    the accepted ones are not submitted twice. ``error`` and ``cause`` name what stopped it
+    (also the exception's ``__cause__``).
+    """
+
+    def __init__(self, submission_token: str, task_ids: list[str], failure: BaseException) -> None:
+        if isinstance(failure, SubmissionFailedError):
+            super().__init__(failure.error, failure.cause)
+        else:
+            super().__init__(type(failure).__name__, str(failure))
+        self.submission_token = submission_token
+        self.task_ids = task_ids
+
+    def __str__(self) -> str:
+        return (
+            f"{self.error}: {self.cause} ({len(self.task_ids)} tasks were accepted; resubmit "
+            f"the same payloads with submission_token={self.submission_token!r} for the rest)"
+        )
+
+
 class QueryFailedError(GridError):
     """The status function rejected a query."""
 

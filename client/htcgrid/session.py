@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -22,13 +22,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import JsonValue, ValidationError
 
-from htcgrid.errors import ResultsTimeoutError
+from htcgrid import batches
+from htcgrid.errors import PartialSubmissionError, ResultsTimeoutError
 from htcgrid.grid import Grid
 from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
 from htcgrid_core.models import (
     MAX_ERROR_MESSAGE_CHARS,
-    MAX_TASKS_PER_SUBMISSION,
     CancelReport,
     Data,
     InlineData,
@@ -40,12 +40,11 @@ from htcgrid_core.models import (
     TaskSpec,
     TaskState,
 )
-from htcgrid_core.payloads import payload_key, to_json_bytes
+from htcgrid_core.payloads import payload_key
 
-#: Keep each submission's workflow state well inside Step Functions' 256 KiB payload limit;
-#: a task costs its payload plus this much of task message around it.
-SUBMISSION_BUDGET_BYTES = 200 * 1024
-TASK_OVERHEAD_BYTES = 450
+#: Longest ``submission_token`` a caller may give: ``.<n>`` is appended for each submission
+#: of the call, and the grid takes 64 characters (room for 10^7 submissions).
+MAX_TOKEN_CHARS = 56
 #: Submissions of one ``submit`` call in flight at once. Each is a synchronous Express execution
 #: of some 100-300 ms on AWS whatever its size, so a client's submit rate grows with this.
 SUBMIT_CONCURRENCY = 8
@@ -163,9 +162,16 @@ class Session:
     ) -> list[str]:
         """Submit one task per payload; returns their task ids in order.
 
-        Payloads above the grid's inline threshold are uploaded to S3 first. Large lists are
-        split into several submissions, each idempotent on its token: resubmitting with the same
-        ``submission_token`` returns the same ids and creates no duplicate tasks.
+        ``payloads`` may be any iterable, a generator included: it is read as the submissions
+        go out, ``SUBMIT_CONCURRENCY`` of them in flight, so a large input is never held whole.
+        Payloads above the grid's inline threshold are uploaded to S3 first. The tasks go in
+        submissions of ``<token>.<n>``, each idempotent on its token: resubmitting the same
+        payloads with the same ``submission_token`` returns the same ids and creates no
+        duplicate tasks.
+
+        If the grid refuses or fails a submission, or a payload cannot be submitted, after
+        other submissions of the call went out, ``PartialSubmissionError`` says which tasks
+        were accepted (they run; ``results()`` yields them) and the token to resubmit with.
         """
         levels = self.grid.settings.priority_levels
         if priority is not None and not 0 <= priority < levels:
@@ -173,77 +179,81 @@ class Session:
                 f"priority: {priority} is not a priority level of this grid (0 to {levels - 1})"
             )
         token = submission_token or uuid.uuid4().hex
-        payload_list = list(payloads)
-        bodies = [to_json_bytes(p, what=f"payloads[{i}]") for i, p in enumerate(payload_list)]
-        threshold = self.grid.settings.inline_threshold_bytes
-        chunks: list[list[int]] = [[]]
-        size = 0
-        for index, body in enumerate(bodies):
-            cost = (len(body) if len(body) <= threshold else 300) + TASK_OVERHEAD_BYTES
-            if chunks[-1] and (
-                size + cost > SUBMISSION_BUDGET_BYTES or len(chunks[-1]) == MAX_TASKS_PER_SUBMISSION
-            ):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(index)
-            size += cost
-        submissions = [
-            self._submission(
-                f"{token}.{n}",
-                [payload_list[i] for i in chunk],
-                bodies,
-                chunk,
-                priority,
-                timeout_s,
-                max_attempts,
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidSubmissionError(
+                f"submission_token: {len(token)} characters; at most {MAX_TOKEN_CHARS} (the "
+                "client appends '.<n>' to name each submission of the call)"
             )
-            for n, chunk in enumerate(chunks)
-            if chunk
-        ]
-
-        def send(submission: Submission) -> tuple[float, list[str]]:
-            sent_at = time.time()
-            return sent_at, self.grid.submit_batch(submission).task_ids
-
-        with ThreadPoolExecutor(max_workers=min(SUBMIT_CONCURRENCY, len(submissions) or 1)) as pool:
-            receipts = list(pool.map(send, submissions))
+        stream = batches.chunks(
+            payloads,
+            inline_threshold_bytes=self.grid.settings.inline_threshold_bytes,
+            result_queue_url=self.result_queue_url,
+        )
+        receipts: dict[int, tuple[float, list[str]]] = {}
+        sent = 0
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=SUBMIT_CONCURRENCY) as pool:
+            in_flight: dict[Future[tuple[float, list[str]]], int] = {}
+            try:
+                for chunk in stream:
+                    if len(in_flight) >= SUBMIT_CONCURRENCY:
+                        failure = _settle(in_flight, receipts, FIRST_COMPLETED)
+                        if failure is not None:
+                            break
+                    future = pool.submit(
+                        self._send, token, chunk, priority, timeout_s, max_attempts
+                    )
+                    in_flight[future] = chunk.number
+                    sent += 1
+            # Whatever stops the stream (a payload JSON cannot hold, the caller's own iterator
+            # raising), the submissions already sent must be reported with the token.
+            except Exception as error:
+                failure = error
+            failure = _settle(in_flight, receipts, ALL_COMPLETED) or failure
         task_ids: list[str] = []
-        for sent_at, ids in receipts:
+        for number in sorted(receipts):
+            sent_at, ids = receipts[number]
             task_ids.extend(ids)
             for task_id in ids:
                 if task_id not in self._seen:
                     self._outstanding.setdefault(task_id, sent_at)
+        if failure is not None:
+            if sent == 0:
+                raise failure  # nothing reached the grid
+            raise PartialSubmissionError(token, task_ids, failure) from failure
         return task_ids
 
-    def _submission(
+    def _send(
         self,
         token: str,
-        payloads: list[JsonValue],
-        bodies: list[bytes],
-        indices: list[int],
+        chunk: batches.Chunk,
         priority: int | None,
         timeout_s: int | None,
         max_attempts: int | None,
-    ) -> Submission:
+    ) -> tuple[float, list[str]]:
+        """Upload a chunk's large payloads and submit it: when it went, and its task ids."""
+        chunk_token = f"{token}.{chunk.number}"
         specs = []
-        for position, (payload, index) in enumerate(zip(payloads, indices, strict=True)):
-            data: Data
-            if len(bodies[index]) <= self.grid.settings.inline_threshold_bytes:
-                data = InlineData(inline=payload)
-            else:
-                task_id = keys.task_id_for(self.id, token, position)
+        for position, (payload, stored) in enumerate(
+            zip(chunk.payloads, chunk.stored, strict=True)
+        ):
+            data: Data = InlineData(inline=payload)
+            if stored:
+                task_id = keys.task_id_for(self.id, chunk_token, position)
                 data = self.grid.payloads.encode(payload, payload_key(self.id, task_id))
             specs.append(
                 TaskSpec(
                     payload=data, priority=priority, timeout_s=timeout_s, max_attempts=max_attempts
                 )
             )
-        return Submission(
+        submission = Submission(
             session_id=self.id,
-            submission_token=token,
+            submission_token=chunk_token,
             tasks=specs,
             result_queue_url=self.result_queue_url,
         )
+        sent_at = time.time()
+        return sent_at, self.grid.submit_batch(submission).task_ids
 
     # -- results --------------------------------------------------------------------------------
 
@@ -408,3 +418,22 @@ class Session:
                     )
                 time.sleep(min(2.0, 0.2 * 2**attempt) * random.random())  # noqa: S311 - jitter
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _settle(
+    in_flight: dict[Future[tuple[float, list[str]]], int],
+    receipts: dict[int, tuple[float, list[str]]],
+    return_when: str,
+) -> BaseException | None:
+    """Wait for in-flight submissions (the first to finish, or all), file the receipts of the
+    ones that succeeded by chunk number, and return the first error among them, if any."""
+    done, _ = wait(in_flight, return_when=return_when)
+    failure: BaseException | None = None
+    for future in done:
+        number = in_flight.pop(future)
+        error = future.exception()
+        if error is None:
+            receipts[number] = future.result()
+        elif failure is None:
+            failure = error
+    return failure

@@ -10,8 +10,9 @@ import hashlib
 import time
 
 import pytest
+from pydantic import JsonValue
 
-from htcgrid import Completed, Grid, Session
+from htcgrid import Completed, Grid, PartialSubmissionError, Session
 from htcgrid import session as session_module
 from htcgrid.connection import GridEndpoints
 from htcgrid_core import aws
@@ -178,3 +179,27 @@ def test_notices_taken_by_another_client_are_read_back_from_the_table(
         # THEN the session reads the results from the table once notices stop
         results = {done.task_id: done.value for done in session.results(timeout=30)}
     assert results == {task_id: i for i, task_id in enumerate(task_ids)}
+
+
+@pytest.mark.shared_stack
+def test_a_submit_stopped_part_way_says_what_was_accepted_and_resubmitting_finishes_it(
+    client: Grid,
+) -> None:
+    payloads: list[JsonValue] = [{"value": i} for i in range(1500)]
+    bad = [*payloads[:1200], float("nan"), *payloads[1201:]]
+    with client.open_session(stream_results=False) as session:
+        # GIVEN a payload JSON cannot hold, after several submissions of the call went out
+        with pytest.raises(PartialSubmissionError) as stopped:
+            session.submit(bad)
+        error = stopped.value
+        assert error.error == "InvalidSubmissionError"
+        assert "payloads[1200]" in error.cause
+        accepted = error.task_ids
+        assert 0 < len(accepted) <= 1200
+        assert session.outstanding == len(accepted)  # they run: their results will come
+        # WHEN the caller fixes the payload and resubmits with the token the error gave
+        task_ids = session.submit(payloads, submission_token=error.submission_token)
+        # THEN the accepted tasks keep their ids, and each task exists once
+        assert task_ids[: len(accepted)] == accepted
+        assert len(set(task_ids)) == 1500
+        assert session.status(exact=True).total == 1500

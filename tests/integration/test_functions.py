@@ -276,3 +276,40 @@ def test_a_submission_may_name_only_its_own_sessions_result_queue(
         invoke("submission", event("submission", session_id=session_id, result_queue_url=own))
     )
     assert {m.result_queue_url for m in batch.messages} == {own}
+
+
+def test_a_submission_too_large_for_the_workflow_is_refused_and_nothing_is_written(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    # GIVEN 1,000 small tasks: a valid document, but its task messages exceed the state limit
+    url = invoke("session", event("session", session_id=session_id))["result_queue_url"]
+    tasks = [{"payload": {"inline": {"x": i}}} for i in range(1000)]
+    big = event("submission", session_id=session_id, tasks=tasks, result_queue_url=url)
+    with pytest.raises(InvalidSubmissionError, match=r"tasks: 1000 tasks make \d+ bytes"):
+        invoke("submission", big)
+    # THEN neither the submission record nor any task was written
+    assert grid.table.get_items([keys.submission_key(session_id, "sample-token-1")]) == []
+    ids = [keys.task_id_for(session_id, "sample-token-1", i) for i in range(1000)]
+    assert grid.table.get_records(session_id, ids) == {}
+
+
+def test_reaper_dispatches_a_stranded_submission(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a submission persisted long ago whose dispatch never ran
+    batch = persist(grid, session_id, ["a", "b"], token="stranded")
+    grid.table.client.update_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, "stranded"),
+        UpdateExpression="SET lease_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    # WHEN the reaper sweeps submissions
+    report = ReaperReport.model_validate(invoke("reaper", {"sweep": "submissions"}))
+    # THEN it sent the tasks' messages
+    assert report.found == 2
+    received = grid.queues.receive_tasks(priority=1, max_messages=10, wait_s=1)
+    mine = sorted(
+        r.message.task_id for r in received if r.message and r.message.session_id == session_id
+    )
+    assert mine == sorted(batch.task_ids)

@@ -188,7 +188,10 @@ def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
 ) -> None:
     # GIVEN a session with more records per shard than one page of keys
     monkeypatch.setattr(table_module, "SESSION_KEYS_PAGE", 5)
-    task_ids = persist(grid, session_id, list(range(1000))).task_ids
+    task_ids = [  # two submissions: 1,000 tasks are over one submission's state limit
+        *persist(grid, session_id, list(range(500))).task_ids,
+        *persist(grid, session_id, list(range(500, 1000))).task_ids,
+    ]
     s3 = aws.s3(grid.settings.endpoint_url, grid.settings.region)
     bucket = grid.settings.bucket_name
     s3.put_object(Bucket=bucket, Key=payload_key(session_id, task_ids[0]), Body=b"{}")
@@ -203,7 +206,7 @@ def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
     # AND the next call, in time, deletes the rest and finishes
     second = delete_session(grid.table, s3, bucket, session_id)
     assert second.done
-    assert first.records_deleted + second.records_deleted == 1001  # + 1 submission
+    assert first.records_deleted + second.records_deleted == 1002  # + 2 submissions
     assert second.objects_deleted == 1
     assert grid.table.get_records(session_id, task_ids) == {}
 

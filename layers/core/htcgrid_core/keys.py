@@ -19,6 +19,9 @@ SESSION_SHARDS = 64
 LEASE_SHARDS = 16
 #: Name of the task table's sparse index of leases, by shard and expiry.
 LEASES_INDEX = "leases"
+#: Partitions of the ``leases`` index holding submissions persisted and not yet dispatched, by
+#: dispatch deadline (see ``sessions.record_persisted``): the reaper re-dispatches those past it.
+DISPATCH_SHARDS = 4
 _TASK_ID_NAMESPACE = uuid.UUID("5f0c1f0e-9a43-4c3b-9d0e-8a1f2a6b7c11")
 
 
@@ -38,6 +41,11 @@ def shard_partition(session_id: str, shard: int) -> str:
 def lease_shard(task_id: str) -> str:
     """The ``leases`` index partition a leased task is filed under."""
     return f"lease#{zlib.crc32(task_id.encode()) % LEASE_SHARDS:02d}"
+
+
+def dispatch_shard(submission_token: str) -> str:
+    """The ``leases`` index partition a persisted, undispatched submission is filed under."""
+    return f"dispatch#{zlib.crc32(submission_token.encode()) % DISPATCH_SHARDS:02d}"
 
 
 def task_key(session_id: str, task_id: str) -> dict[str, dict[str, str]]:

@@ -49,6 +49,12 @@ TOMBSTONE_S = 86400
 DELETE_PARALLELISM = 8
 _S3_DELETE_BATCH = 1000
 
+#: A submission still PERSISTED this long after its tasks were written was never dispatched:
+#: every execution of the submit workflow that could dispatch it has ended (an Express
+#: execution lasts 5 minutes at most, the client's retries a minute or two more). The reaper
+#: then sends its tasks' messages itself.
+DISPATCH_DEADLINE_S = 600
+
 #: Progress of a deletion: (records deleted so far, objects deleted so far).
 DeleteProgress = Callable[[int, int], None]
 
@@ -66,13 +72,19 @@ def record_persisted(
     Exactly one attempt of a submission wins the conditional move, so tasks are counted once
     per submission token; returns False when another attempt had already moved it. If the
     process dies between the two writes the count stays short (see ``counters``).
+
+    The PERSISTED submission is filed in the table's ``leases`` index under a dispatch shard,
+    by its dispatch deadline, until dispatching it removes the entry: the reaper finds the
+    ones never dispatched there, without a scan.
     """
     table = grid.table
     expires_at = expiry(grid.settings.result_retention_days, now)
-    update = "SET stage = :persisted"
+    update = "SET stage = :persisted, lease_shard = :dispatch_shard, lease_expires_at = :deadline"
     values: dict[str, Any] = {
         ":persisted": {"S": SubmissionStage.PERSISTED},
         ":persisting": {"S": SubmissionStage.PERSISTING},
+        ":dispatch_shard": {"S": keys.dispatch_shard(submission_token)},
+        ":deadline": {"N": repr(now + DISPATCH_DEADLINE_S)},
     }
     if expires_at is not None:
         update += ", expires_at = :expires"

@@ -8,6 +8,7 @@ never writes a task twice over one that may already be running.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from htcgrid_core import counters, keys, result_queues, sessions
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
+    MAX_DISPATCH_BATCH_BYTES,
     DispatchBatch,
     InlineData,
     StoredData,
@@ -107,14 +109,42 @@ def record_of(message: TaskMessage) -> TaskRecord:
     )
 
 
+def state_bytes(document: BaseModel) -> int:
+    """Bytes of ``document`` as a Python Lambda hands it to Step Functions: ``json.dumps`` of
+    its JSON form (ASCII-escaped, with spaces), the largest form it takes on the way."""
+    return len(json.dumps(document.model_dump(mode="json")))
+
+
+def dispatch_batch(submission: Submission, settings: GridSettings, now: float) -> DispatchBatch:
+    """The persist step's output for a submission: every task's first message. Refused, naming
+    the limit, if it would be too large for the submit workflow's state."""
+    messages = task_messages(submission, settings, now)
+    batch = DispatchBatch(
+        session_id=submission.session_id,
+        submission_token=submission.submission_token,
+        task_ids=[m.task_id for m in messages],
+        messages=messages,
+    )
+    size = state_bytes(batch)
+    if size > MAX_DISPATCH_BATCH_BYTES:
+        raise InvalidSubmissionError(
+            f"tasks: {len(messages)} tasks make {size} bytes of task messages for the submit "
+            f"workflow's state; the limit is {MAX_DISPATCH_BATCH_BYTES} bytes (Step Functions "
+            "allows 262,144 per state): submit fewer or smaller tasks per submission (the "
+            "Python client splits them)"
+        )
+    return batch
+
+
 def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
-    """Validate a submission against the grid and write its tasks as PENDING, exactly once."""
+    """Validate a submission against the grid and write its tasks as PENDING, exactly once.
+    Nothing is written for a submission that breaks a rule."""
     check_against_settings(submission, grid.settings)
     result_queues.check_submitted_url(grid, submission.session_id, submission.result_queue_url)
     now = time.time()
-    messages = task_messages(submission, grid.settings, now)
+    batch = dispatch_batch(submission, grid.settings, now)
     stage = grid.table.begin_submission(
-        submission.session_id, submission.submission_token, len(messages), now
+        submission.session_id, submission.submission_token, len(batch.messages), now
     )
     # None: this attempt owns the submission. If an earlier attempt died while writing, no
     # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
@@ -122,18 +152,16 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
     if stage is None:
         expires_at = counters.expiry(grid.settings.result_retention_days, now)
         grid.table.put_new_tasks(
-            [record_of(m).model_copy(update={"expires_at": expires_at}) for m in messages]
+            [record_of(m).model_copy(update={"expires_at": expires_at}) for m in batch.messages]
         )
-        # PERSISTED, and the session's submitted count if this attempt made that move.
+        # PERSISTED (filed for the reaper's sweep until it is dispatched), and the session's
+        # submitted count if this attempt made that move.
         sessions.record_persisted(
-            grid, submission.session_id, submission.submission_token, len(messages), now
+            grid, submission.session_id, submission.submission_token, len(batch.messages), now
         )
-    return DispatchBatch(
-        session_id=submission.session_id,
-        submission_token=submission.submission_token,
-        task_ids=[m.task_id for m in messages],
-        messages=[] if stage is SubmissionStage.DISPATCHED else messages,
-    )
+    if stage is SubmissionStage.DISPATCHED:
+        return batch.model_copy(update={"messages": []})
+    return batch
 
 
 def dispatch_submission(batch: DispatchBatch, grid: GridResources) -> SubmissionReceipt:
