@@ -9,6 +9,7 @@ reconciles by reading the outstanding tasks from the status function.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import JsonValue, ValidationError
 
-from htcgrid import batches
+from htcgrid import batches, reconcile
 from htcgrid.errors import PartialSubmissionError, ResultsTimeoutError
 from htcgrid.grid import Grid
 from htcgrid_core import keys
@@ -48,8 +49,6 @@ MAX_TOKEN_CHARS = 56
 #: Submissions of one ``submit`` call in flight at once. Each is a synchronous Express execution
 #: of some 100-300 ms on AWS whatever its size, so a client's submit rate grows with this.
 SUBMIT_CONCURRENCY = 8
-#: With tasks outstanding and no notice for this long, read them from the table.
-RECONCILE_AFTER_S = 15.0
 #: Long-poll wait on the result queue (SQS's maximum).
 RESULT_POLL_S = 20
 #: Reads of a stored result before it is handed over as unreadable: a transient S3 failure
@@ -122,6 +121,13 @@ class Session:
         self._ready: deque[Completed] = deque()
         #: Tasks a notice said changed, to read from the status function on the next turn.
         self._changed: list[str] = []
+        #: When and how much to read back from the table (``reconcile``).
+        self._reconciliation = reconcile.Reconciliation.start(
+            time.monotonic(), streaming=result_queue_url is not None
+        )
+        self._cursor = 0
+        #: Results accepted in all.
+        self._yielded = 0
 
     @classmethod
     def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
@@ -282,37 +288,33 @@ class Session:
         error ends the iteration (the grid unreachable, say), nothing accepted is lost: call
         ``results()`` again to go on."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_progress = time.monotonic()
         while self._ready or self._outstanding:
             while self._ready:
-                last_progress = time.monotonic()
                 yield self._ready.popleft()
             if not self._outstanding:
                 return
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            now = time.monotonic()
+            remaining = math.inf if deadline is None else deadline - now
+            if remaining <= 0:
                 raise ResultsTimeoutError(f"{len(self._outstanding)} tasks still unfinished")
-            received = 0
+            until_turn = max(0.0, self._reconciliation.due_at - now)
             if self.result_queue_url:
-                wait = RESULT_POLL_S if remaining is None else int(min(RESULT_POLL_S, remaining))
-                wait = min(
-                    wait, max(0, int(RECONCILE_AFTER_S - (time.monotonic() - last_progress)))
-                )
+                wait = math.ceil(min(RESULT_POLL_S, remaining, until_turn))
                 received = self._receive(wait)
+                if received:
+                    self._reconciliation.notified(time.monotonic(), received)
+                elif self.result_queue_url is None:  # the queue is gone
+                    self._reconciliation.stream_lost(time.monotonic())
             else:
-                time.sleep(min(1.0, remaining if remaining is not None else 1.0))
+                time.sleep(min(remaining, until_turn))
             if self._changed:
                 changed, self._changed = self._changed, []
-                self._fetch([t for t in changed if t in self._outstanding])
-            if self._reconcile_due or (
-                not received
-                and not self._ready
-                and time.monotonic() - last_progress
-                >= (RECONCILE_AFTER_S if self.result_queue_url else 1.0)
-            ):
+                found = self._fetch([t for t in changed if t in self._outstanding])
+                if found:
+                    self._reconciliation.notified(time.monotonic(), found)
+            if self._reconcile_due or self._reconciliation.is_due(time.monotonic()):
+                self._reconcile(forced=self._reconcile_due)
                 self._reconcile_due = False
-                self._reconcile()
-                last_progress = time.monotonic()
 
     def wait(self, timeout: float | None = None) -> list[Completed]:
         """Block until every submitted task has finished; their results, in completion order."""
@@ -372,13 +374,32 @@ class Session:
             sqs.delete_message_batch(QueueUrl=self.result_queue_url, Entries=entries)
         return accepted
 
-    def _reconcile(self) -> None:
-        self._fetch(list(self._outstanding))
+    def _reconcile(self, *, forced: bool) -> None:
+        """One turn of reading outstanding tasks back from the table: as many as the counters
+        say are missing, a bounded number (``reconcile``)."""
+        finished = self.grid.status(self.id).finished
+        pages = self._reconciliation.pages(finished, self._yielded, forced=forced)
+        found = self._fetch(self._next_outstanding(pages * reconcile.PAGE))
+        self._reconciliation.turned(time.monotonic(), found)
 
-    def _fetch(self, task_ids: list[str]) -> None:
-        for start in range(0, len(task_ids), 100):
-            page = self.grid.fetch_results(self.id, task_ids[start : start + 100])
-            self._accept(page.results)
+    def _next_outstanding(self, count: int) -> list[str]:
+        """``count`` outstanding tasks, round robin in submission order, so successive turns
+        cover them all."""
+        ordered = list(self._outstanding)
+        if not ordered or count <= 0:
+            return []
+        start = self._cursor % len(ordered)
+        picked = (ordered[start:] + ordered[:start])[:count]
+        self._cursor = start + len(picked)
+        return picked
+
+    def _fetch(self, task_ids: list[str]) -> int:
+        """Read the named tasks; accept the finished ones. Returns how many were accepted."""
+        accepted = 0
+        for start in range(0, len(task_ids), reconcile.PAGE):
+            page = self.grid.fetch_results(self.id, task_ids[start : start + reconcile.PAGE])
+            accepted += self._accept(page.results)
+        return accepted
 
     def _accept(self, results: Iterable[TaskResult], notified_at: float | None = None) -> int:
         """Make each outstanding task's result ready, once: notices are at-least-once, so
@@ -392,6 +413,7 @@ class Session:
             value, read_error = self._read(result)
             del self._outstanding[result.task_id]
             self._seen.add(result.task_id)
+            self._yielded += 1
             self._ready.append(
                 Completed(result, value, time.time(), submitted_at, notified_at, read_error)
             )

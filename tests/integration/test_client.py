@@ -12,14 +12,14 @@ import time
 import pytest
 from pydantic import JsonValue
 
-from htcgrid import Completed, Grid, PartialSubmissionError, Session
-from htcgrid import session as session_module
+from htcgrid import Completed, Grid, PartialSubmissionError, ResultsTimeoutError, Session, reconcile
 from htcgrid.connection import GridEndpoints
-from htcgrid_core import aws
+from htcgrid_core import aws, counters
 from htcgrid_core.models import (
     Data,
     InlineData,
     ResultNotice,
+    ResultsPage,
     StoredData,
     TaskResult,
     TaskState,
@@ -121,11 +121,13 @@ def test_ordered_map_goes_past_an_unreadable_result_instead_of_stopping(client: 
 
 
 def record_successes(grid: GridResources, session: Session, task_ids: list[str]) -> None:
-    """Record each task's success in the table, as an agent would before notifying."""
+    """Record each task's success in the table and count it, as an agent does before
+    notifying."""
     for value, task_id in enumerate(task_ids):
         grid.table.record_success(
             Completion(session.id, task_id, 1, None), InlineData(inline=value), time.time()
         )
+    counters.add(session.id, {TaskState.SUCCEEDED: len(task_ids)}, grid=grid)
 
 
 @pytest.mark.shared_stack
@@ -161,7 +163,7 @@ def test_a_result_queue_deleted_under_the_session_falls_back_to_the_table(
 def test_notices_taken_by_another_client_are_read_back_from_the_table(
     client: Grid, grid: GridResources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(session_module, "RECONCILE_AFTER_S", 1.0)
+    monkeypatch.setattr(reconcile, "STREAMING_WAIT_S", (1.0, 300.0))
     with client.open_session() as session:
         task_ids = session.submit([{"value": i} for i in range(3)])
         record_successes(grid, session, task_ids)
@@ -176,7 +178,8 @@ def test_notices_taken_by_another_client_are_read_back_from_the_table(
             sqs.delete_message(
                 QueueUrl=session.result_queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
-        # THEN the session reads the results from the table once notices stop
+        # THEN the session reads the results from the table once notices stop: at its first
+        # quiet turn, since the counters show them finished
         results = {done.task_id: done.value for done in session.results(timeout=30)}
     assert results == {task_id: i for i, task_id in enumerate(task_ids)}
 
@@ -203,3 +206,29 @@ def test_a_submit_stopped_part_way_says_what_was_accepted_and_resubmitting_finis
         assert task_ids[: len(accepted)] == accepted
         assert len(set(task_ids)) == 1500
         assert session.status(exact=True).total == 1500
+
+
+@pytest.mark.shared_stack
+def test_quiet_turns_read_no_more_tasks_than_the_counters_say_finished(
+    client: Grid, grid: GridResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconcile, "STREAMING_WAIT_S", (0.2, 0.8))
+    with client.open_session() as session:
+        # GIVEN 1,000 outstanding tasks, of which 5 finished without a notice
+        task_ids = session.submit([{"value": i} for i in range(1000)])
+        record_successes(grid, session, task_ids[:5])
+        read: list[str] = []
+        fetch = client.fetch_results
+
+        def counted(session_id: str, task_ids: list[str]) -> ResultsPage:
+            read.extend(task_ids)
+            return fetch(session_id, task_ids)
+
+        monkeypatch.setattr(client, "fetch_results", counted)
+        # WHEN the session waits through several quiet turns
+        found: list[Completed] = []
+        with pytest.raises(ResultsTimeoutError):
+            found.extend(session.results(timeout=4))
+    # THEN it found the 5, reading a page or so per turn, never the 1,000 each time
+    assert sorted(done.task_id for done in found) == sorted(task_ids[:5])
+    assert 0 < len(read) <= 5 * reconcile.PAGE
