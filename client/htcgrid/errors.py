@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class GridError(Exception):
     """Base of every error the client raises."""
@@ -30,7 +32,9 @@ class PartialSubmissionError(SubmissionFailedError):
     (also the exception's ``__cause__``).
     """
 
-    def __init__(self, submission_token: str, task_ids: list[str], failure: BaseException) -> None:
+    def __init__(
+        self, submission_token: str, task_ids: Sequence[str], failure: BaseException
+    ) -> None:
         if isinstance(failure, SubmissionFailedError):
             super().__init__(failure.error, failure.cause)
         else:

@@ -61,6 +61,8 @@ RETRYABLE_SUBMISSION_ERRORS = frozenset(
     }
 )
 SUBMIT_ATTEMPTS = 5
+#: Results ``map`` keeps in memory while they wait for earlier ones (in input order).
+ORDERED_WINDOW = 10_000
 
 
 def _readable_cause(cause: str) -> str:
@@ -336,7 +338,10 @@ class Grid:
         """Run one task per payload in a session of its own and yield their results: in input
         order (``ordered``, the default: a result waits for those before it) or as they
         complete. The session's result queue is removed when the iterator finishes or is
-        closed. ``timeout`` bounds the whole wait (``ResultsTimeoutError``)."""
+        closed. ``timeout`` bounds the whole wait (``ResultsTimeoutError``).
+
+        In input order, at most ``ORDERED_WINDOW`` results wait in memory for the ones before
+        them; one further ahead is read back from the grid when its turn comes."""
         with self.open_session() as session:
             task_ids = session.submit(
                 payloads, priority=priority, timeout_s=timeout_s, max_attempts=max_attempts
@@ -346,19 +351,7 @@ class Grid:
             if not ordered:
                 yield from session.results(timeout)
                 return
-            position = {task_id: index for index, task_id in enumerate(task_ids)}
-            waiting: dict[int, Completed] = {}
-            next_index = 0
-            for done in session.results(timeout):
-                waiting[position[done.task_id]] = done
-                while next_index in waiting:
-                    yield waiting.pop(next_index)
-                    next_index += 1
-            if next_index < len(task_ids):
-                raise ResultsIncompleteError(
-                    f"no result for task {next_index} ({task_ids[next_index]}) of "
-                    f"{len(task_ids)}: the results after it were not yielded"
-                )
+            yield from _in_input_order(session, task_ids, timeout)
 
     def fetch_results(self, session_id: str, task_ids: list[str]) -> ResultsPage:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""
@@ -392,3 +385,44 @@ class Grid:
             token = page.next_token
             if token is None:
                 return
+
+
+def _in_input_order(
+    session: Session, task_ids: Sequence[str], timeout: float | None
+) -> Iterator[Completed]:
+    """The session's results in the order of ``task_ids``. A result that arrives more than
+    ``ORDERED_WINDOW`` places ahead of the next one due is not kept: a bit marks it finished,
+    and it is read back from the grid when its turn comes, so memory stays bounded when an
+    early task is slow."""
+    total = len(task_ids)
+    waiting: dict[int, Completed] = {}
+    parked = bytearray((total + 7) // 8)
+
+    def is_parked(index: int) -> bool:
+        return index < total and bool(parked[index >> 3] & (1 << (index & 7)))
+
+    next_index = 0
+    for done in session.results(timeout):
+        position = session.position_of(done.task_id)
+        if position is None:  # pragma: no cover - results() yields only tasks submitted here
+            continue
+        if position - next_index < ORDERED_WINDOW:
+            waiting[position] = done
+        else:
+            parked[position >> 3] |= 1 << (position & 7)
+        while next_index in waiting or is_parked(next_index):
+            if next_index in waiting:
+                yield waiting.pop(next_index)
+                next_index += 1
+                continue
+            run = next_index
+            while is_parked(run) and run - next_index < 100:
+                run += 1
+            for read in session.read_back(list(task_ids[next_index:run])):
+                yield read
+                next_index += 1
+    if next_index < total:
+        raise ResultsIncompleteError(
+            f"no result for task {next_index} ({task_ids[next_index]}) of "
+            f"{total}: the results after it were not yielded"
+        )

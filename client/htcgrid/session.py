@@ -24,8 +24,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import JsonValue, ValidationError
 
 from htcgrid import batches, reconcile
-from htcgrid.errors import PartialSubmissionError, ResultsTimeoutError
+from htcgrid.errors import (
+    PartialSubmissionError,
+    ResultsIncompleteError,
+    ResultsTimeoutError,
+    SubmissionFailedError,
+)
 from htcgrid.grid import Grid
+from htcgrid.ledger import Ledger, TaskIds
 from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
 from htcgrid_core.models import (
@@ -60,6 +66,17 @@ DECODE_ATTEMPTS = 3
 UNREADABLE = (PayloadIntegrityError, ClientError, BotoCoreError, ValueError)
 #: What SQS answers for a queue that no longer exists.
 QUEUE_GONE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A submission the grid accepted: its tasks are ``<digest>-0`` .. ``<digest>-<count-1>``,
+    the first at input position ``first`` of its ``submit`` call."""
+
+    digest: str
+    count: int
+    sent_at: float
+    first: int
 
 
 @dataclass(frozen=True)
@@ -113,8 +130,8 @@ class Session:
         #: may vanish before that (``result_queue_url`` is then None: results are read back
         #: from the table instead).
         self.streams_results = result_queue_url is not None
-        self._outstanding: dict[str, float] = {}
-        self._seen: set[str] = set()
+        #: What this object submitted and has yet to yield: about a bit per task.
+        self._ledger = Ledger()
         self._reconcile_due = False
         #: Results accepted (their tasks no longer outstanding) and not yet handed over. They
         #: survive an error raised out of ``results()``: the next call hands them over first.
@@ -125,7 +142,6 @@ class Session:
         self._reconciliation = reconcile.Reconciliation.start(
             time.monotonic(), streaming=result_queue_url is not None
         )
-        self._cursor = 0
         #: Results accepted in all.
         self._yielded = 0
 
@@ -165,8 +181,9 @@ class Session:
         timeout_s: int | None = None,
         max_attempts: int | None = None,
         submission_token: str | None = None,
-    ) -> list[str]:
-        """Submit one task per payload; returns their task ids in order.
+    ) -> TaskIds:
+        """Submit one task per payload; returns their task ids in order (a sequence that
+        makes each id when asked, a few bytes per submission however many tasks).
 
         ``payloads`` may be any iterable, a generator included: it is read as the submissions
         go out, ``SUBMIT_CONCURRENCY`` of them in flight, so a large input is never held whole.
@@ -195,11 +212,11 @@ class Session:
             inline_threshold_bytes=self.grid.settings.inline_threshold_bytes,
             result_queue_url=self.result_queue_url,
         )
-        receipts: dict[int, tuple[float, list[str]]] = {}
+        receipts: dict[int, Receipt] = {}
         sent = 0
         failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=SUBMIT_CONCURRENCY) as pool:
-            in_flight: dict[Future[tuple[float, list[str]]], int] = {}
+            in_flight: dict[Future[Receipt], int] = {}
             try:
                 for chunk in stream:
                     if len(in_flight) >= SUBMIT_CONCURRENCY:
@@ -216,13 +233,11 @@ class Session:
             except Exception as error:
                 failure = error
             failure = _settle(in_flight, receipts, ALL_COMPLETED) or failure
-        task_ids: list[str] = []
+        task_ids = TaskIds()
         for number in sorted(receipts):
-            sent_at, ids = receipts[number]
-            task_ids.extend(ids)
-            for task_id in ids:
-                if task_id not in self._seen:
-                    self._outstanding.setdefault(task_id, sent_at)
+            receipt = receipts[number]
+            task_ids.append(receipt.digest, receipt.count)
+            self._ledger.add(receipt.digest, receipt.count, receipt.sent_at, receipt.first)
         if failure is not None:
             if sent == 0:
                 raise failure  # nothing reached the grid
@@ -236,8 +251,8 @@ class Session:
         priority: int | None,
         timeout_s: int | None,
         max_attempts: int | None,
-    ) -> tuple[float, list[str]]:
-        """Upload a chunk's large payloads and submit it: when it went, and its task ids."""
+    ) -> Receipt:
+        """Upload a chunk's large payloads and submit it."""
         chunk_token = f"{token}.{chunk.number}"
         specs = []
         for position, (payload, stored) in enumerate(
@@ -259,14 +274,22 @@ class Session:
             result_queue_url=self.result_queue_url,
         )
         sent_at = time.time()
-        return sent_at, self.grid.submit_batch(submission).task_ids
+        task_ids = self.grid.submit_batch(submission).task_ids
+        digest = keys.submission_digest(self.id, chunk_token)
+        if task_ids != [keys.task_id_for(self.id, chunk_token, i) for i in range(len(chunk))]:
+            raise SubmissionFailedError(
+                "UnexpectedTaskIds",
+                f"the grid named the tasks of submission {chunk_token} otherwise than this "
+                "client expects: client and grid are of different versions",
+            )
+        return Receipt(digest, len(chunk), sent_at, chunk.first)
 
     # -- results --------------------------------------------------------------------------------
 
     @property
     def outstanding(self) -> int:
         """Tasks submitted through this object whose results it has not yet yielded."""
-        return len(self._outstanding) + len(self._ready)
+        return self._ledger.outstanding + len(self._ready)
 
     def status(self, *, exact: bool = False) -> SessionStatus:
         """Counts per state, from the grid (see ``Grid.status``)."""
@@ -288,15 +311,15 @@ class Session:
         error ends the iteration (the grid unreachable, say), nothing accepted is lost: call
         ``results()`` again to go on."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._ready or self._outstanding:
+        while self._ready or self._ledger.outstanding:
             while self._ready:
                 yield self._ready.popleft()
-            if not self._outstanding:
+            if not self._ledger.outstanding:
                 return
             now = time.monotonic()
             remaining = math.inf if deadline is None else deadline - now
             if remaining <= 0:
-                raise ResultsTimeoutError(f"{len(self._outstanding)} tasks still unfinished")
+                raise ResultsTimeoutError(f"{self._ledger.outstanding} tasks still unfinished")
             until_turn = max(0.0, self._reconciliation.due_at - now)
             if self.result_queue_url:
                 wait = math.ceil(min(RESULT_POLL_S, remaining, until_turn))
@@ -309,7 +332,7 @@ class Session:
                 time.sleep(min(remaining, until_turn))
             if self._changed:
                 changed, self._changed = self._changed, []
-                found = self._fetch([t for t in changed if t in self._outstanding])
+                found = self._fetch([t for t in changed if t in self._ledger])
                 if found:
                     self._reconciliation.notified(time.monotonic(), found)
             if self._reconcile_due or self._reconciliation.is_due(time.monotonic()):
@@ -365,7 +388,7 @@ class Session:
             # submitted with this queue; a result naming another session is still never ours.
             mine = [r for r in notice.results if r.session_id == self.id]
             accepted += self._accept(mine, notice.sent_at)
-            self._changed.extend(t for t in notice.changed if t in self._outstanding)
+            self._changed.extend(t for t in notice.changed if t in self._ledger)
         if messages:
             # Everything these notices carried is now in ``_ready`` or ``_changed``.
             entries: list[Any] = [
@@ -379,19 +402,29 @@ class Session:
         say are missing, a bounded number (``reconcile``)."""
         finished = self.grid.status(self.id).finished
         pages = self._reconciliation.pages(finished, self._yielded, forced=forced)
-        found = self._fetch(self._next_outstanding(pages * reconcile.PAGE))
+        found = self._fetch(self._ledger.next_outstanding(pages * reconcile.PAGE))
         self._reconciliation.turned(time.monotonic(), found)
 
-    def _next_outstanding(self, count: int) -> list[str]:
-        """``count`` outstanding tasks, round robin in submission order, so successive turns
-        cover them all."""
-        ordered = list(self._outstanding)
-        if not ordered or count <= 0:
-            return []
-        start = self._cursor % len(ordered)
-        picked = (ordered[start:] + ordered[:start])[:count]
-        self._cursor = start + len(picked)
-        return picked
+    def position_of(self, task_id: str) -> int | None:
+        """Where a task submitted through this object stands in its ``submit`` call's input."""
+        return self._ledger.position(task_id)
+
+    def read_back(self, task_ids: list[str]) -> list[Completed]:
+        """Results of tasks already yielded, read again from the grid (100 at most), in the
+        order given. Raises ``ResultsIncompleteError`` if one has none."""
+        page = self.grid.fetch_results(self.id, task_ids)
+        by_id = {result.task_id: result for result in page.results}
+        missing = [t for t in task_ids if t not in by_id]
+        if missing:
+            raise ResultsIncompleteError(f"no result in the grid for task {missing[0]}")
+        read = []
+        for task_id in task_ids:
+            result = by_id[task_id]
+            value, read_error = self._read(result)
+            read.append(
+                Completed(result, value, time.time(), result.submitted_at, None, read_error)
+            )
+        return read
 
     def _fetch(self, task_ids: list[str]) -> int:
         """Read the named tasks; accept the finished ones. Returns how many were accepted."""
@@ -407,12 +440,11 @@ class Session:
         being outstanding only once its result was read (or found unreadable)."""
         accepted = 0
         for result in results:
-            submitted_at = self._outstanding.get(result.task_id)
+            submitted_at = self._ledger.submitted_at(result.task_id)
             if submitted_at is None:
                 continue
             value, read_error = self._read(result)
-            del self._outstanding[result.task_id]
-            self._seen.add(result.task_id)
+            self._ledger.settle(result.task_id)
             self._yielded += 1
             self._ready.append(
                 Completed(result, value, time.time(), submitted_at, notified_at, read_error)
@@ -443,8 +475,8 @@ class Session:
 
 
 def _settle(
-    in_flight: dict[Future[tuple[float, list[str]]], int],
-    receipts: dict[int, tuple[float, list[str]]],
+    in_flight: dict[Future[Receipt], int],
+    receipts: dict[int, Receipt],
     return_when: str,
 ) -> BaseException | None:
     """Wait for in-flight submissions (the first to finish, or all), file the receipts of the

@@ -97,18 +97,19 @@ def test_a_result_that_cannot_be_read_is_yielded_as_an_error_and_none_is_dropped
 
 
 @pytest.mark.shared_stack
-def test_ordered_map_goes_past_an_unreadable_result_instead_of_stopping(client: Grid) -> None:
+def test_ordered_map_goes_past_an_unreadable_result_instead_of_stopping(
+    client: Grid, grid: GridResources
+) -> None:
     def play_the_agent(session: Session) -> None:
         # GIVEN the first task's stored result is corrupt, the others are fine
-        ids = [t for t in session._outstanding]
+        ids = [task.task_id for task in client.iter_tasks(session.id)]
+        records = grid.table.get_records(session.id, ids).values()
+        by_value = {r.payload.inline["value"]: r.task_id for r in records}  # type: ignore[union-attr,index,call-overload]
         notify(
             session,
-            finished(session, ids[0], corrupted_result(client, session, ids[0])),
-            *(
-                finished(session, task_id, InlineData(inline=i))
-                for i, task_id in enumerate(ids)
-                if i
-            ),
+            finished(session, by_value[0], corrupted_result(client, session, by_value[0])),
+            finished(session, by_value[1], InlineData(inline=1)),
+            finished(session, by_value[2], InlineData(inline=2)),
         )
 
     # WHEN map runs three tasks in input order
