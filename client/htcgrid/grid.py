@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, JsonValue
 
 from htcgrid.connection import GridEndpoints
@@ -61,8 +62,19 @@ RETRYABLE_SUBMISSION_ERRORS = frozenset(
     }
 )
 SUBMIT_ATTEMPTS = 5
+#: Error types of a function call after which the same call may succeed: the core's transient
+#: error, and a function that ran out of time (Lambda's error type for a timeout).
+RETRYABLE_QUERY_ERRORS = frozenset({"RetryableError", "Sandbox.Timedout"})
+#: Lambda's answers to an invoke it throttled (botocore retries them first).
+THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException"})
+QUERY_ATTEMPTS = 5
 #: Results ``map`` keeps in memory while they wait for earlier ones (in input order).
 ORDERED_WINDOW = 10_000
+
+
+def _back_off(attempt: int) -> None:
+    """Wait before attempt ``attempt + 1``: capped exponential, full jitter."""
+    time.sleep(min(10.0, 0.5 * 2**attempt) * random.random())  # noqa: S311 - jitter
 
 
 def _readable_cause(cause: str) -> str:
@@ -205,22 +217,40 @@ class Grid:
             retryable = response["status"] == "TIMED_OUT" or error in RETRYABLE_SUBMISSION_ERRORS
             if not retryable or attempt == SUBMIT_ATTEMPTS:
                 raise SubmissionFailedError(error, cause)
-            time.sleep(min(10.0, 0.5 * 2**attempt) * random.random())  # noqa: S311 - jitter
+            _back_off(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the status function ------------------------------------------------------------------
 
     def _query(self, query: BaseModel, function: str = "StatusFunctionName") -> dict[str, Any]:
-        response = self.endpoints.client("lambda").invoke(
-            FunctionName=self.endpoints.output(function),
-            Payload=query.model_dump_json(exclude_none=True).encode(),
-        )
+        """Call one of the grid's functions. Every call is safe to repeat (reads, and writes
+        that resume or find their work done), so a transient failure is retried with backoff:
+        the function's own ``RetryableError`` or timeout, or throttling that outlasted
+        botocore's retries."""
+        body = query.model_dump_json(exclude_none=True).encode()
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            try:
+                payload, error_type = self._invoke(self.endpoints.output(function), body)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLED or attempt == QUERY_ATTEMPTS:
+                    raise
+                _back_off(attempt)
+                continue
+            if error_type is None:
+                return payload
+            if error_type not in RETRYABLE_QUERY_ERRORS or attempt == QUERY_ATTEMPTS:
+                raise QueryFailedError(f"{error_type}: {payload.get('errorMessage', payload)}")
+            _back_off(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _invoke(self, function_name: str, body: bytes) -> tuple[dict[str, Any], str | None]:
+        """Invoke a function synchronously: its response, and its error type if it failed."""
+        response = self.endpoints.client("lambda").invoke(FunctionName=function_name, Payload=body)
         payload: dict[str, Any] = json.loads(response["Payload"].read())
-        if response.get("FunctionError"):
-            raise QueryFailedError(
-                f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', payload)}"
-            )
-        return payload
+        if not response.get("FunctionError"):
+            return payload, None
+        return payload, str(payload.get("errorType", response["FunctionError"]))
 
     def status(self, session_id: str, *, exact: bool = False) -> SessionStatus:
         """How many of a session's tasks are in each state.

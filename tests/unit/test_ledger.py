@@ -18,16 +18,6 @@ from htcgrid_core import keys
 from htcgrid_core.models import Submission, SubmissionReceipt, TaskResult, TaskState
 
 SESSION = "s1"
-OUTPUTS = {
-    "TaskTableName": "table",
-    "DataBucketName": "bucket",
-    "QueuePrefix": "grid",
-    "PriorityLevels": "3",
-    "SubmitWorkflowArn": "arn:aws:states:us-east-1:123456789012:stateMachine:submit",
-    "StatusFunctionName": "status",
-    "SessionFunctionName": "session",
-    "InlinePayloadThresholdBytes": "16384",
-}
 
 
 def digest(token: str) -> str:
@@ -149,8 +139,8 @@ class LocalTransportGrid(Grid):
         )
 
 
-def test_a_large_submission_holds_a_few_bytes_per_task() -> None:
-    grid = LocalTransportGrid(GridEndpoints.for_emulator(OUTPUTS, "http://127.0.0.1:9"))
+def test_a_large_submission_holds_a_few_bytes_per_task(offline_endpoints: GridEndpoints) -> None:
+    grid = LocalTransportGrid(offline_endpoints)
     session = Session(grid, SESSION, None)
     tasks = 30_000
     tracemalloc.start()
