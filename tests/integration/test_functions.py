@@ -287,10 +287,13 @@ def test_a_submission_too_large_for_the_workflow_is_refused_and_nothing_is_writt
     big = event("submission", session_id=session_id, tasks=tasks, result_queue_url=url)
     with pytest.raises(InvalidSubmissionError, match=r"tasks: 1000 tasks make \d+ bytes"):
         invoke("submission", big)
-    # THEN neither the submission record nor any task was written
-    assert grid.table.get_items([keys.submission_key(session_id, "sample-token-1")]) == []
+    # THEN no task was written, and the submission's record says only why it was refused
     ids = [keys.task_id_for(session_id, "sample-token-1", i) for i in range(1000)]
     assert grid.table.get_records(session_id, ids) == {}
+    (record,) = grid.table.get_items([keys.submission_key(session_id, "sample-token-1")])
+    assert "stage" not in record
+    assert record["failed_error"]["S"] == "InvalidSubmissionError"
+    assert "expires_at" in record
 
 
 def test_reaper_dispatches_a_stranded_submission(

@@ -121,6 +121,31 @@ def record_persisted(
     return True
 
 
+def record_rejection(
+    grid: GridResources, session_id: str, submission_token: str, error: Exception, now: float
+) -> None:
+    """Note on a submission's record why the grid refused it, for whoever reads the session
+    later. Only a submission whose ids are valid gets a record, and the record expires with
+    the session's retention: refused submissions leave no lasting junk. A record without a
+    stage is a new submission to a retry with the same token."""
+    expires_at = expiry(grid.settings.result_retention_days, now)
+    update = "SET failed_error = :error, failed_cause = :cause, failed_at = :now"
+    values: dict[str, Any] = {
+        ":error": {"S": type(error).__name__},
+        ":cause": {"S": str(error)},
+        ":now": {"N": repr(now)},
+    }
+    if expires_at is not None:
+        update += ", expires_at = :expires"
+        values[":expires"] = {"N": str(expires_at)}
+    grid.table.client.update_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, submission_token),
+        UpdateExpression=update,
+        ExpressionAttributeValues=values,
+    )
+
+
 def recent_sessions(
     table: TaskTable, limit: int, before: float | None = None
 ) -> tuple[list[str], float | None]:

@@ -139,10 +139,17 @@ def dispatch_batch(submission: Submission, settings: GridSettings, now: float) -
 def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
     """Validate a submission against the grid and write its tasks as PENDING, exactly once.
     Nothing is written for a submission that breaks a rule."""
-    check_against_settings(submission, grid.settings)
-    result_queues.check_submitted_url(grid, submission.session_id, submission.result_queue_url)
     now = time.time()
-    batch = dispatch_batch(submission, grid.settings, now)
+    try:
+        check_against_settings(submission, grid.settings)
+        result_queues.check_submitted_url(grid, submission.session_id, submission.result_queue_url)
+        batch = dispatch_batch(submission, grid.settings, now)
+    except InvalidSubmissionError as error:
+        # Its ids are valid (the document parsed): say why on its record, which expires.
+        sessions.record_rejection(
+            grid, submission.session_id, submission.submission_token, error, now
+        )
+        raise
     stage = grid.table.begin_submission(
         submission.session_id, submission.submission_token, len(batch.messages), now
     )
