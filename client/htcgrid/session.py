@@ -9,6 +9,7 @@ reconciles by reading the outstanding tasks from the status function.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 import time
@@ -47,7 +48,7 @@ from htcgrid_core.models import (
     TaskSpec,
     TaskState,
 )
-from htcgrid_core.payloads import payload_key
+from htcgrid_core.payloads import payload_key, to_json_bytes
 
 #: Longest ``submission_token`` a caller may give: ``.<n>`` is appended for each submission
 #: of the call, and the grid takes 64 characters (room for 10^7 submissions).
@@ -255,13 +256,10 @@ class Session:
         """Upload a chunk's large payloads and submit it."""
         chunk_token = f"{token}.{chunk.number}"
         specs = []
-        for position, (payload, stored) in enumerate(
-            zip(chunk.payloads, chunk.stored, strict=True)
-        ):
+        for payload, stored in zip(chunk.payloads, chunk.stored, strict=True):
             data: Data = InlineData(inline=payload)
             if stored:
-                task_id = keys.task_id_for(self.id, chunk_token, position)
-                data = self.grid.payloads.encode(payload, payload_key(self.id, task_id))
+                data = self._store(payload)
             specs.append(
                 TaskSpec(
                     payload=data, priority=priority, timeout_s=timeout_s, max_attempts=max_attempts
@@ -283,6 +281,15 @@ class Session:
                 "client expects: client and grid are of different versions",
             )
         return Receipt(digest, len(chunk), sent_at, chunk.first)
+
+    def _store(self, payload: JsonValue) -> Data:
+        """Upload a large payload under a name of its content, its SHA-256: an upload never
+        changes the object a submitted task reads (a resubmission of other content gets
+        another object; one of the same content writes the same bytes), and equal payloads
+        of a session share one object."""
+        body = to_json_bytes(payload, what="payload")
+        name = hashlib.sha256(body).hexdigest()
+        return self.grid.payloads.encode(payload, payload_key(self.id, name))
 
     # -- results --------------------------------------------------------------------------------
 

@@ -233,3 +233,42 @@ def test_quiet_turns_read_no_more_tasks_than_the_counters_say_finished(
     # THEN it found the 5, reading a page or so per turn, never the 1,000 each time
     assert sorted(done.task_id for done in found) == sorted(task_ids[:5])
     assert 0 < len(read) <= 5 * reconcile.PAGE
+
+
+@pytest.mark.shared_stack
+def test_resubmitting_other_content_with_a_token_is_refused_and_overwrites_nothing(
+    client: Grid, grid: GridResources
+) -> None:
+    big: list[JsonValue] = [{"value": "first", "pad": "a" * 20_000}]
+    other: list[JsonValue] = [{"value": "other", "pad": "b" * 20_000}]
+    with client.open_session(stream_results=False) as session:
+        (task_id,) = session.submit(big, submission_token="tok")
+        # WHEN other payloads are submitted with the same token
+        with pytest.raises(PartialSubmissionError) as refused:
+            session.submit(other, submission_token="tok")
+        # THEN the grid refuses them, naming the token
+        assert refused.value.error == "InvalidSubmissionError"
+        assert "submission_token: 'tok.0' already names" in refused.value.cause
+        assert len(refused.value.task_ids) == 0
+        # AND the submitted task still reads the payload it was submitted with
+        record = grid.table.get_records(session.id, [task_id])[task_id]
+        assert isinstance(record.payload, StoredData)
+        assert client.payloads.decode(record.payload) == big[0]
+
+
+@pytest.mark.shared_stack
+def test_a_task_yielded_failed_is_not_yielded_again_after_a_redrive(client: Grid) -> None:
+    with client.open_session() as session:
+        first, second = session.submit([{"value": 1}, {"value": 2}])
+        # GIVEN the first task was yielded FAILED (dead-lettered, say)
+        failed = finished(session, first, None).model_copy(update={"state": TaskState.FAILED})
+        notify(session, failed)
+        done = next(session.results(timeout=30))
+        assert (done.task_id, done.state) == (first, TaskState.FAILED)
+        # WHEN an operator's redrive makes it succeed, and its notice comes
+        notify(session, finished(session, first, InlineData(inline="late")))
+        notify(session, finished(session, second, InlineData(inline=2)))
+        # THEN the session yields only the task it still waits for: a result once yielded is
+        # final for it (the grid's record, read with fetch_results, has the new outcome)
+        rest = list(session.results(timeout=30))
+    assert [(r.task_id, r.value) for r in rest] == [(second, 2)]

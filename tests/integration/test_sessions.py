@@ -249,3 +249,21 @@ def test_the_last_page_of_sessions_has_no_token(grid: GridResources, session_id:
         ).next_token
         pages += 1
     assert token is None
+
+
+@pytest.mark.shared_stack
+def test_a_resubmission_of_other_tasks_with_the_same_token_is_refused(
+    grid: GridResources, session_id: str
+) -> None:
+    first = persist(grid, session_id, [1, 2], token="tok")
+    # GIVEN the token's submission was persisted; resubmitting the same tasks is fine
+    assert persist(grid, session_id, [1, 2], token="tok").task_ids == first.task_ids
+    # WHEN other tasks come with the same token
+    with pytest.raises(InvalidSubmissionError, match=r"submission_token: 'tok' already names"):
+        persist(grid, session_id, [1, 3], token="tok")
+    # THEN the persisted tasks are untouched
+    records = grid.table.get_records(session_id, first.task_ids)
+    assert [records[t].payload for t in first.task_ids] == [
+        InlineData(inline=1),
+        InlineData(inline=2),
+    ]

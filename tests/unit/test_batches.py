@@ -9,7 +9,6 @@ import pytest
 from pydantic import JsonValue
 
 from htcgrid.batches import chunks
-from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     MAX_TASKS_PER_SUBMISSION,
@@ -31,10 +30,10 @@ THRESHOLD = 16384
 def as_submission(token: str, payloads: list[JsonValue], stored: list[bool]) -> Submission:
     """The submission the client makes of a chunk (stored payloads referenced, not uploaded)."""
     specs = []
-    for position, (payload, is_stored) in enumerate(zip(payloads, stored, strict=True)):
+    for payload, is_stored in zip(payloads, stored, strict=True):
         data: Data = InlineData(inline=payload)
-        if is_stored:
-            key = payload_key(SESSION, keys.task_id_for(SESSION, token, position))
+        if is_stored:  # named by its SHA-256, as the client names it
+            key = payload_key(SESSION, "f" * 64)
             data = StoredData(s3_key=key, size=5 * 1024**3, sha256="0" * 64)
         specs.append(TaskSpec(payload=data, priority=2, timeout_s=43200, max_attempts=100))
     return Submission(session_id=SESSION, submission_token=token, tasks=specs, result_queue_url=URL)

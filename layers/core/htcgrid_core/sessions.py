@@ -64,7 +64,12 @@ def registry_shard(session_id: str) -> str:
 
 
 def record_persisted(
-    grid: GridResources, session_id: str, submission_token: str, task_count: int, now: float
+    grid: GridResources,
+    session_id: str,
+    submission_token: str,
+    task_count: int,
+    now: float,
+    content_sha256: str | None = None,
 ) -> bool:
     """Move a submission PERSISTING -> PERSISTED and, if this call made that move, count its
     tasks on the session record (registering the session on its first submission).
@@ -75,7 +80,8 @@ def record_persisted(
 
     The PERSISTED submission is filed in the table's ``leases`` index under a dispatch shard,
     by its dispatch deadline, until dispatching it removes the entry: the reaper finds the
-    ones never dispatched there, without a scan.
+    ones never dispatched there, without a scan. ``content_sha256`` (of its tasks) is kept so
+    a resubmission with the same token can be told apart from one of other tasks.
     """
     table = grid.table
     expires_at = expiry(grid.settings.result_retention_days, now)
@@ -89,6 +95,9 @@ def record_persisted(
     if expires_at is not None:
         update += ", expires_at = :expires"
         values[":expires"] = {"N": str(expires_at)}
+    if content_sha256 is not None:
+        update += ", content_sha256 = :content"
+        values[":content"] = {"S": content_sha256}
     try:
         table.client.update_item(
             TableName=table.name,
@@ -119,6 +128,17 @@ def record_persisted(
         ExpressionAttributeValues=session_values,
     )
     return True
+
+
+def persisted_content(grid: GridResources, session_id: str, submission_token: str) -> str | None:
+    """The SHA-256 of the tasks a submission token was persisted with (None if not recorded)."""
+    item = grid.table.client.get_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, submission_token),
+        ConsistentRead=True,
+        ProjectionExpression="content_sha256",
+    ).get("Item", {})
+    return item["content_sha256"]["S"] if "content_sha256" in item else None
 
 
 def record_rejection(

@@ -8,6 +8,7 @@ never writes a task twice over one that may already be running.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import TypeVar
@@ -136,6 +137,24 @@ def dispatch_batch(submission: Submission, settings: GridSettings, now: float) -
     return batch
 
 
+def content_sha256(submission: Submission) -> str:
+    """SHA-256 of a submission's tasks (payloads and overrides) as canonical JSON: what makes
+    two submissions with one token the same submission."""
+    tasks = [task.model_dump(mode="json") for task in submission.tasks]
+    canonical = json.dumps(tasks, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_same_content(submission: Submission, persisted: str | None, content: str) -> None:
+    """A resubmission must carry the tasks its token was first persisted with."""
+    if persisted is not None and persisted != content:
+        raise InvalidSubmissionError(
+            f"submission_token: '{submission.submission_token}' already names a submission of "
+            f"other tasks (SHA-256 {persisted[:12]}..., this one {content[:12]}...): resubmit "
+            "the same tasks with it, or give these tasks a new token"
+        )
+
+
 def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
     """Validate a submission against the grid and write its tasks as PENDING, exactly once.
     Nothing is written for a submission that breaks a rule."""
@@ -150,9 +169,15 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
             grid, submission.session_id, submission.submission_token, error, now
         )
         raise
+    content = content_sha256(submission)
     stage = grid.table.begin_submission(
         submission.session_id, submission.submission_token, len(batch.messages), now
     )
+    if stage is not None:  # an earlier attempt got further: it must be this very submission
+        persisted = sessions.persisted_content(
+            grid, submission.session_id, submission.submission_token
+        )
+        check_same_content(submission, persisted, content)
     # None: this attempt owns the submission. If an earlier attempt died while writing, no
     # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
     # the tasks may be running and are never written again.
@@ -164,7 +189,12 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
         # PERSISTED (filed for the reaper's sweep until it is dispatched), and the session's
         # submitted count if this attempt made that move.
         sessions.record_persisted(
-            grid, submission.session_id, submission.submission_token, len(batch.messages), now
+            grid,
+            submission.session_id,
+            submission.submission_token,
+            len(batch.messages),
+            now,
+            content,
         )
     if stage is SubmissionStage.DISPATCHED:
         return batch.model_copy(update={"messages": []})
