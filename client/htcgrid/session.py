@@ -2,8 +2,10 @@
 
 Results stream from the session's own SQS result queue, which agents notify in batches as
 tasks finish: no per-task polling, and a waiting client costs one long poll per 20 s. If
-notices stop while tasks are outstanding (a notice lost with a crashed agent), the session
-reconciles by reading the outstanding tasks from the status function.
+notices stop while tasks are outstanding (a notice lost with a crashed agent, taken by
+someone else, or the queue gone), the session reads them back from the status function in
+bounded turns (``reconcile``). Its bookkeeping is about a bit per task (``ledger``), and it
+submits its input in chunks as it reads it (``batches``).
 """
 
 from __future__ import annotations
