@@ -12,7 +12,9 @@ with grid.open_session() as session:
 from htcgrid.errors import (
     GridError,
     GridNotFoundError,
+    PartialSubmissionError,
     QueryFailedError,
+    ResultsIncompleteError,
     ResultsTimeoutError,
     SubmissionFailedError,
 )
@@ -24,7 +26,9 @@ __all__ = [
     "Grid",
     "GridError",
     "GridNotFoundError",
+    "PartialSubmissionError",
     "QueryFailedError",
+    "ResultsIncompleteError",
     "ResultsTimeoutError",
     "Session",
     "SubmissionFailedError",

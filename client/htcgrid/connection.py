@@ -27,6 +27,7 @@ _REQUIRED_OUTPUTS = (
     "PriorityLevels",
     "SubmitWorkflowArn",
     "StatusFunctionName",
+    "SessionFunctionName",
     "InlinePayloadThresholdBytes",
 )
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, JsonValue
 
 from htcgrid.connection import GridEndpoints
-from htcgrid.errors import QueryFailedError, SubmissionFailedError
+from htcgrid.errors import QueryFailedError, ResultsIncompleteError, SubmissionFailedError
 from htcgrid_core.models import (
     CancelReport,
     CancelRequest,
@@ -24,6 +25,8 @@ from htcgrid_core.models import (
     DeleteRequest,
     ResultsPage,
     ResultsQuery,
+    SessionQueue,
+    SessionQueueRequest,
     SessionsList,
     SessionsQuery,
     SessionStatus,
@@ -59,6 +62,19 @@ RETRYABLE_SUBMISSION_ERRORS = frozenset(
     }
 )
 SUBMIT_ATTEMPTS = 5
+#: Error types of a function call after which the same call may succeed: the core's transient
+#: error, and a function that ran out of time (Lambda's error type for a timeout).
+RETRYABLE_QUERY_ERRORS = frozenset({"RetryableError", "Sandbox.Timedout"})
+#: Lambda's answers to an invoke it throttled (botocore retries them first).
+THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException"})
+QUERY_ATTEMPTS = 5
+#: Results ``map`` keeps in memory while they wait for earlier ones (in input order).
+ORDERED_WINDOW = 10_000
+
+
+def _back_off(attempt: int) -> None:
+    """Wait before attempt ``attempt + 1``: capped exponential, full jitter."""
+    time.sleep(min(10.0, 0.5 * 2**attempt) * random.random())  # noqa: S311 - jitter
 
 
 def _readable_cause(cause: str) -> str:
@@ -142,7 +158,8 @@ class Grid:
     ) -> Grid:
         """Connect to explicitly named resources: a dict of the stack's outputs
         (``TaskTableName``, ``DataBucketName``, ``QueuePrefix``, ``PriorityLevels``,
-        ``SubmitWorkflowArn``, ``StatusFunctionName``, ``InlinePayloadThresholdBytes``...), for
+        ``SubmitWorkflowArn``, ``StatusFunctionName``, ``SessionFunctionName``,
+        ``InlinePayloadThresholdBytes``...), for
         callers without ``cloudformation:DescribeStacks``."""
         return cls(
             GridEndpoints(
@@ -166,6 +183,20 @@ class Grid:
 
         return Session.open(self, session_id or uuid.uuid4().hex[:20], stream_results)
 
+    def open_result_queue(self, session_id: str) -> str:
+        """Have the session function create a session's result queue; its URL."""
+        request = SessionQueueRequest(action="open", session_id=session_id)
+        queue = SessionQueue.model_validate(self._query(request, "SessionFunctionName"))
+        if queue.result_queue_url is None:  # pragma: no cover - the function always names it
+            raise QueryFailedError(f"the session function opened no queue for {session_id}")
+        return queue.result_queue_url
+
+    def close_result_queue(self, session_id: str) -> None:
+        """Have the session function delete a session's result queue (gone already is fine)."""
+        self._query(
+            SessionQueueRequest(action="close", session_id=session_id), "SessionFunctionName"
+        )
+
     # -- the submit workflow -------------------------------------------------------------------
 
     def submit_batch(self, submission: Submission) -> SubmissionReceipt:
@@ -186,22 +217,40 @@ class Grid:
             retryable = response["status"] == "TIMED_OUT" or error in RETRYABLE_SUBMISSION_ERRORS
             if not retryable or attempt == SUBMIT_ATTEMPTS:
                 raise SubmissionFailedError(error, cause)
-            time.sleep(min(10.0, 0.5 * 2**attempt) * random.random())  # noqa: S311 - jitter
+            _back_off(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the status function ------------------------------------------------------------------
 
     def _query(self, query: BaseModel, function: str = "StatusFunctionName") -> dict[str, Any]:
-        response = self.endpoints.client("lambda").invoke(
-            FunctionName=self.endpoints.output(function),
-            Payload=query.model_dump_json(exclude_none=True).encode(),
-        )
+        """Call one of the grid's functions. Every call is safe to repeat (reads, and writes
+        that resume or find their work done), so a transient failure is retried with backoff:
+        the function's own ``RetryableError`` or timeout, or throttling that outlasted
+        botocore's retries."""
+        body = query.model_dump_json(exclude_none=True).encode()
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            try:
+                payload, error_type = self._invoke(self.endpoints.output(function), body)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLED or attempt == QUERY_ATTEMPTS:
+                    raise
+                _back_off(attempt)
+                continue
+            if error_type is None:
+                return payload
+            if error_type not in RETRYABLE_QUERY_ERRORS or attempt == QUERY_ATTEMPTS:
+                raise QueryFailedError(f"{error_type}: {payload.get('errorMessage', payload)}")
+            _back_off(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _invoke(self, function_name: str, body: bytes) -> tuple[dict[str, Any], str | None]:
+        """Invoke a function synchronously: its response, and its error type if it failed."""
+        response = self.endpoints.client("lambda").invoke(FunctionName=function_name, Payload=body)
         payload: dict[str, Any] = json.loads(response["Payload"].read())
-        if response.get("FunctionError"):
-            raise QueryFailedError(
-                f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', payload)}"
-            )
-        return payload
+        if not response.get("FunctionError"):
+            return payload, None
+        return payload, str(payload.get("errorType", response["FunctionError"]))
 
     def status(self, session_id: str, *, exact: bool = False) -> SessionStatus:
         """How many of a session's tasks are in each state.
@@ -319,7 +368,10 @@ class Grid:
         """Run one task per payload in a session of its own and yield their results: in input
         order (``ordered``, the default: a result waits for those before it) or as they
         complete. The session's result queue is removed when the iterator finishes or is
-        closed. ``timeout`` bounds the whole wait (``ResultsTimeoutError``)."""
+        closed. ``timeout`` bounds the whole wait (``ResultsTimeoutError``).
+
+        In input order, at most ``ORDERED_WINDOW`` results wait in memory for the ones before
+        them; one further ahead is read back from the grid when its turn comes."""
         with self.open_session() as session:
             task_ids = session.submit(
                 payloads, priority=priority, timeout_s=timeout_s, max_attempts=max_attempts
@@ -329,14 +381,7 @@ class Grid:
             if not ordered:
                 yield from session.results(timeout)
                 return
-            position = {task_id: index for index, task_id in enumerate(task_ids)}
-            waiting: dict[int, Completed] = {}
-            next_index = 0
-            for done in session.results(timeout):
-                waiting[position[done.task_id]] = done
-                while next_index in waiting:
-                    yield waiting.pop(next_index)
-                    next_index += 1
+            yield from _in_input_order(session, task_ids, timeout)
 
     def fetch_results(self, session_id: str, task_ids: list[str]) -> ResultsPage:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""
@@ -370,3 +415,44 @@ class Grid:
             token = page.next_token
             if token is None:
                 return
+
+
+def _in_input_order(
+    session: Session, task_ids: Sequence[str], timeout: float | None
+) -> Iterator[Completed]:
+    """The session's results in the order of ``task_ids``. A result that arrives more than
+    ``ORDERED_WINDOW`` places ahead of the next one due is not kept: a bit marks it finished,
+    and it is read back from the grid when its turn comes, so memory stays bounded when an
+    early task is slow."""
+    total = len(task_ids)
+    waiting: dict[int, Completed] = {}
+    parked = bytearray((total + 7) // 8)
+
+    def is_parked(index: int) -> bool:
+        return index < total and bool(parked[index >> 3] & (1 << (index & 7)))
+
+    next_index = 0
+    for done in session.results(timeout):
+        position = session.position_of(done.task_id)
+        if position is None:  # pragma: no cover - results() yields only tasks submitted here
+            continue
+        if position - next_index < ORDERED_WINDOW:
+            waiting[position] = done
+        else:
+            parked[position >> 3] |= 1 << (position & 7)
+        while next_index in waiting or is_parked(next_index):
+            if next_index in waiting:
+                yield waiting.pop(next_index)
+                next_index += 1
+                continue
+            run = next_index
+            while is_parked(run) and run - next_index < 100:
+                run += 1
+            for read in session.read_back(list(task_ids[next_index:run])):
+                yield read
+                next_index += 1
+    if next_index < total:
+        raise ResultsIncompleteError(
+            f"no result for task {next_index} ({task_ids[next_index]}) of "
+            f"{total}: the results after it were not yielded"
+        )

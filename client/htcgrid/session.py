@@ -2,29 +2,43 @@
 
 Results stream from the session's own SQS result queue, which agents notify in batches as
 tasks finish: no per-task polling, and a waiting client costs one long poll per 20 s. If
-notices stop while tasks are outstanding (a notice lost with a crashed agent), the session
-reconciles by reading the outstanding tasks from the status function.
+notices stop while tasks are outstanding (a notice lost with a crashed agent, taken by
+someone else, or the queue gone), the session reads them back from the status function in
+bounded turns (``reconcile``). Its bookkeeping is about a bit per task (``ledger``), and it
+submits its input in chunks as it reads it (``batches``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
+import random
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import JsonValue, ValidationError
 
-from htcgrid.errors import ResultsTimeoutError
+from htcgrid import batches, reconcile
+from htcgrid.errors import (
+    PartialSubmissionError,
+    ResultsIncompleteError,
+    ResultsTimeoutError,
+    SubmissionFailedError,
+)
 from htcgrid.grid import Grid
+from htcgrid.ledger import Ledger, TaskIds
 from htcgrid_core import keys
-from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
 from htcgrid_core.models import (
-    MAX_TASKS_PER_SUBMISSION,
+    MAX_ERROR_MESSAGE_CHARS,
     CancelReport,
     Data,
     InlineData,
@@ -38,17 +52,34 @@ from htcgrid_core.models import (
 )
 from htcgrid_core.payloads import payload_key, to_json_bytes
 
-#: Keep each submission's workflow state well inside Step Functions' 256 KiB payload limit;
-#: a task costs its payload plus this much of task message around it.
-SUBMISSION_BUDGET_BYTES = 200 * 1024
-TASK_OVERHEAD_BYTES = 450
+#: Longest ``submission_token`` a caller may give: ``.<n>`` is appended for each submission
+#: of the call, and the grid takes 64 characters (room for 10^7 submissions).
+MAX_TOKEN_CHARS = 56
 #: Submissions of one ``submit`` call in flight at once. Each is a synchronous Express execution
 #: of some 100-300 ms on AWS whatever its size, so a client's submit rate grows with this.
 SUBMIT_CONCURRENCY = 8
-#: With tasks outstanding and no notice for this long, read them from the table.
-RECONCILE_AFTER_S = 15.0
 #: Long-poll wait on the result queue (SQS's maximum).
 RESULT_POLL_S = 20
+#: Reads of a stored result before it is handed over as unreadable: a transient S3 failure
+#: (which botocore has already retried) may clear, a corrupted or missing object will not.
+DECODE_ATTEMPTS = 3
+#: Why a stored result cannot be read: its bytes do not match the record (size or SHA-256),
+#: S3 refused or failed the read, or the bytes are not JSON (``json.JSONDecodeError`` is a
+#: ``ValueError``).
+UNREADABLE = (PayloadIntegrityError, ClientError, BotoCoreError, ValueError)
+#: What SQS answers for a queue that no longer exists.
+QUEUE_GONE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A submission the grid accepted: its tasks are ``<digest>-0`` .. ``<digest>-<count-1>``,
+    the first at input position ``first`` of its ``submit`` call."""
+
+    digest: str
+    count: int
+    sent_at: float
+    first: int
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,9 @@ class Completed:
     submitted_at: float
     #: When the agent sent the notice that carried the result (None if read from the table).
     notified_at: float | None = None
+    #: Why the result's value could not be read (``value`` is then None), after
+    #: ``DECODE_ATTEMPTS`` tries: the task finished, but its stored result is unreadable.
+    read_error: TaskError | None = None
 
     @property
     def task_id(self) -> str:
@@ -73,11 +107,13 @@ class Completed:
 
     @property
     def ok(self) -> bool:
-        return self.result.state is TaskState.SUCCEEDED
+        """The task succeeded and its result was read."""
+        return self.result.state is TaskState.SUCCEEDED and self.read_error is None
 
     @property
     def error(self) -> TaskError | None:
-        return self.result.error
+        """Why the task failed, or why its result could not be read."""
+        return self.read_error or self.result.error
 
     @property
     def latency_s(self) -> float:
@@ -93,25 +129,30 @@ class Session:
         self.grid = grid
         self.id = session_id
         self.result_queue_url = result_queue_url
-        self._outstanding: dict[str, float] = {}
-        self._seen: set[str] = set()
+        #: Whether this session opened a result queue (closed with the session). The queue
+        #: may vanish before that (``result_queue_url`` is then None: results are read back
+        #: from the table instead).
+        self.streams_results = result_queue_url is not None
+        #: What this object submitted and has yet to yield: about a bit per task.
+        self._ledger = Ledger()
         self._reconcile_due = False
+        #: Results accepted (their tasks no longer outstanding) and not yet handed over. They
+        #: survive an error raised out of ``results()``: the next call hands them over first.
+        self._ready: deque[Completed] = deque()
+        #: Tasks a notice said changed, to read from the status function on the next turn.
+        self._changed: list[str] = []
+        #: When and how much to read back from the table (``reconcile``).
+        self._reconciliation = reconcile.Reconciliation.start(
+            time.monotonic(), streaming=result_queue_url is not None
+        )
+        #: Results accepted in all.
+        self._yielded = 0
 
     @classmethod
     def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
-        """Create the session's result queue (TLS-only, encrypted) if it streams results."""
-        url = None
-        if stream_results:
-            sqs = grid.endpoints.client("sqs")
-            name = f"{grid.settings.queue_prefix}-session-{session_id}"[:80]
-            url = sqs.create_queue(
-                QueueName=name,
-                Attributes={
-                    "SqsManagedSseEnabled": "true",
-                    "VisibilityTimeout": "60",
-                    "MessageRetentionPeriod": str(grid.settings.session_queue_retention_s),
-                },
-            )["QueueUrl"]
+        """Have the session function create the session's result queue (encrypted, TLS-only:
+        clients cannot create queues) if it streams results."""
+        url = grid.open_result_queue(session_id) if stream_results else None
         return cls(grid, session_id, url)
 
     def __enter__(self) -> Session:
@@ -126,9 +167,11 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Delete the result queue. Results stay readable through the status function."""
-        if self.result_queue_url:
-            self.grid.endpoints.client("sqs").delete_queue(QueueUrl=self.result_queue_url)
+        """Have the session function delete the result queue. Results stay readable through
+        the status function."""
+        if self.streams_results:
+            self.grid.close_result_queue(self.id)
+            self.streams_results = False
             self.result_queue_url = None
 
     # -- submitting -----------------------------------------------------------------------------
@@ -141,12 +184,20 @@ class Session:
         timeout_s: int | None = None,
         max_attempts: int | None = None,
         submission_token: str | None = None,
-    ) -> list[str]:
-        """Submit one task per payload; returns their task ids in order.
+    ) -> TaskIds:
+        """Submit one task per payload; returns their task ids in order (a sequence that
+        makes each id when asked, a few bytes per submission however many tasks).
 
-        Payloads above the grid's inline threshold are uploaded to S3 first. Large lists are
-        split into several submissions, each idempotent on its token: resubmitting with the same
-        ``submission_token`` returns the same ids and creates no duplicate tasks.
+        ``payloads`` may be any iterable, a generator included: it is read as the submissions
+        go out, ``SUBMIT_CONCURRENCY`` of them in flight, so a large input is never held whole.
+        Payloads above the grid's inline threshold are uploaded to S3 first. The tasks go in
+        submissions of ``<token>.<n>``, each idempotent on its token: resubmitting the same
+        payloads with the same ``submission_token`` returns the same ids and creates no
+        duplicate tasks.
+
+        If the grid refuses or fails a submission, or a payload cannot be submitted, after
+        other submissions of the call went out, ``PartialSubmissionError`` says which tasks
+        were accepted (they run; ``results()`` yields them) and the token to resubmit with.
         """
         levels = self.grid.settings.priority_levels
         if priority is not None and not 0 <= priority < levels:
@@ -154,84 +205,100 @@ class Session:
                 f"priority: {priority} is not a priority level of this grid (0 to {levels - 1})"
             )
         token = submission_token or uuid.uuid4().hex
-        payload_list = list(payloads)
-        bodies = [to_json_bytes(p, what=f"payloads[{i}]") for i, p in enumerate(payload_list)]
-        threshold = self.grid.settings.inline_threshold_bytes
-        chunks: list[list[int]] = [[]]
-        size = 0
-        for index, body in enumerate(bodies):
-            cost = (len(body) if len(body) <= threshold else 300) + TASK_OVERHEAD_BYTES
-            if chunks[-1] and (
-                size + cost > SUBMISSION_BUDGET_BYTES or len(chunks[-1]) == MAX_TASKS_PER_SUBMISSION
-            ):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(index)
-            size += cost
-        submissions = [
-            self._submission(
-                f"{token}.{n}",
-                [payload_list[i] for i in chunk],
-                bodies,
-                chunk,
-                priority,
-                timeout_s,
-                max_attempts,
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidSubmissionError(
+                f"submission_token: {len(token)} characters; at most {MAX_TOKEN_CHARS} (the "
+                "client appends '.<n>' to name each submission of the call)"
             )
-            for n, chunk in enumerate(chunks)
-            if chunk
-        ]
-
-        def send(submission: Submission) -> tuple[float, list[str]]:
-            sent_at = time.time()
-            return sent_at, self.grid.submit_batch(submission).task_ids
-
-        with ThreadPoolExecutor(max_workers=min(SUBMIT_CONCURRENCY, len(submissions) or 1)) as pool:
-            receipts = list(pool.map(send, submissions))
-        task_ids: list[str] = []
-        for sent_at, ids in receipts:
-            task_ids.extend(ids)
-            for task_id in ids:
-                if task_id not in self._seen:
-                    self._outstanding.setdefault(task_id, sent_at)
+        stream = batches.chunks(
+            payloads,
+            inline_threshold_bytes=self.grid.settings.inline_threshold_bytes,
+            result_queue_url=self.result_queue_url,
+        )
+        receipts: dict[int, Receipt] = {}
+        sent = 0
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=SUBMIT_CONCURRENCY) as pool:
+            in_flight: dict[Future[Receipt], int] = {}
+            try:
+                for chunk in stream:
+                    if len(in_flight) >= SUBMIT_CONCURRENCY:
+                        failure = _settle(in_flight, receipts, FIRST_COMPLETED)
+                        if failure is not None:
+                            break
+                    future = pool.submit(
+                        self._send, token, chunk, priority, timeout_s, max_attempts
+                    )
+                    in_flight[future] = chunk.number
+                    sent += 1
+            # Whatever stops the stream (a payload JSON cannot hold, the caller's own iterator
+            # raising), the submissions already sent must be reported with the token.
+            except Exception as error:
+                failure = error
+            failure = _settle(in_flight, receipts, ALL_COMPLETED) or failure
+        task_ids = TaskIds()
+        for number in sorted(receipts):
+            receipt = receipts[number]
+            task_ids.append(receipt.digest, receipt.count)
+            self._ledger.add(receipt.digest, receipt.count, receipt.sent_at, receipt.first)
+        if failure is not None:
+            if sent == 0:
+                raise failure  # nothing reached the grid
+            raise PartialSubmissionError(token, task_ids, failure) from failure
         return task_ids
 
-    def _submission(
+    def _send(
         self,
         token: str,
-        payloads: list[JsonValue],
-        bodies: list[bytes],
-        indices: list[int],
+        chunk: batches.Chunk,
         priority: int | None,
         timeout_s: int | None,
         max_attempts: int | None,
-    ) -> Submission:
+    ) -> Receipt:
+        """Upload a chunk's large payloads and submit it."""
+        chunk_token = f"{token}.{chunk.number}"
         specs = []
-        for position, (payload, index) in enumerate(zip(payloads, indices, strict=True)):
-            data: Data
-            if len(bodies[index]) <= self.grid.settings.inline_threshold_bytes:
-                data = InlineData(inline=payload)
-            else:
-                task_id = keys.task_id_for(self.id, token, position)
-                data = self.grid.payloads.encode(payload, payload_key(self.id, task_id))
+        for payload, stored in zip(chunk.payloads, chunk.stored, strict=True):
+            data: Data = InlineData(inline=payload)
+            if stored:
+                data = self._store(payload)
             specs.append(
                 TaskSpec(
                     payload=data, priority=priority, timeout_s=timeout_s, max_attempts=max_attempts
                 )
             )
-        return Submission(
+        submission = Submission(
             session_id=self.id,
-            submission_token=token,
+            submission_token=chunk_token,
             tasks=specs,
             result_queue_url=self.result_queue_url,
         )
+        sent_at = time.time()
+        task_ids = self.grid.submit_batch(submission).task_ids
+        digest = keys.submission_digest(self.id, chunk_token)
+        if task_ids != [keys.task_id_for(self.id, chunk_token, i) for i in range(len(chunk))]:
+            raise SubmissionFailedError(
+                "UnexpectedTaskIds",
+                f"the grid named the tasks of submission {chunk_token} otherwise than this "
+                "client expects: client and grid are of different versions",
+            )
+        return Receipt(digest, len(chunk), sent_at, chunk.first)
+
+    def _store(self, payload: JsonValue) -> Data:
+        """Upload a large payload under a name of its content, its SHA-256: an upload never
+        changes the object a submitted task reads (a resubmission of other content gets
+        another object; one of the same content writes the same bytes), and equal payloads
+        of a session share one object."""
+        body = to_json_bytes(payload, what="payload")
+        name = hashlib.sha256(body).hexdigest()
+        return self.grid.payloads.encode(payload, payload_key(self.id, name))
 
     # -- results --------------------------------------------------------------------------------
 
     @property
     def outstanding(self) -> int:
         """Tasks submitted through this object whose results it has not yet yielded."""
-        return len(self._outstanding)
+        return self._ledger.outstanding + len(self._ready)
 
     def status(self, *, exact: bool = False) -> SessionStatus:
         """Counts per state, from the grid (see ``Grid.status``)."""
@@ -246,33 +313,40 @@ class Session:
 
     def results(self, timeout: float | None = None) -> Iterator[Completed]:
         """Yield each submitted task's result once, in completion order, until none is
-        outstanding. Raises ``ResultsTimeoutError`` if ``timeout`` seconds pass first."""
+        outstanding. Raises ``ResultsTimeoutError`` if ``timeout`` seconds pass first.
+
+        A result is yielded only once its value was read; one that cannot be read (its stored
+        object is missing or corrupt) is yielded with ``read_error`` set, never dropped. If an
+        error ends the iteration (the grid unreachable, say), nothing accepted is lost: call
+        ``results()`` again to go on."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_progress = time.monotonic()
-        while self._outstanding:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise ResultsTimeoutError(f"{len(self._outstanding)} tasks still unfinished")
+        while self._ready or self._ledger.outstanding:
+            while self._ready:
+                yield self._ready.popleft()
+            if not self._ledger.outstanding:
+                return
+            now = time.monotonic()
+            remaining = math.inf if deadline is None else deadline - now
+            if remaining <= 0:
+                raise ResultsTimeoutError(f"{self._ledger.outstanding} tasks still unfinished")
+            until_turn = max(0.0, self._reconciliation.due_at - now)
             if self.result_queue_url:
-                wait = RESULT_POLL_S if remaining is None else int(min(RESULT_POLL_S, remaining))
-                wait = min(
-                    wait, max(0, int(RECONCILE_AFTER_S - (time.monotonic() - last_progress)))
-                )
-                batch = list(self._receive(wait))
+                wait = math.ceil(min(RESULT_POLL_S, remaining, until_turn))
+                received = self._receive(wait)
+                if received:
+                    self._reconciliation.notified(time.monotonic(), received)
+                elif self.result_queue_url is None:  # the queue is gone
+                    self._reconciliation.stream_lost(time.monotonic())
             else:
-                batch = []
-                time.sleep(min(1.0, remaining if remaining is not None else 1.0))
-            if self._reconcile_due or (
-                not batch
-                and time.monotonic() - last_progress
-                >= (RECONCILE_AFTER_S if self.result_queue_url else 1.0)
-            ):
+                time.sleep(min(remaining, until_turn))
+            if self._changed:
+                changed, self._changed = self._changed, []
+                found = self._fetch([t for t in changed if t in self._ledger])
+                if found:
+                    self._reconciliation.notified(time.monotonic(), found)
+            if self._reconcile_due or self._reconciliation.is_due(time.monotonic()):
+                self._reconcile(forced=self._reconcile_due)
                 self._reconcile_due = False
-                batch += self._reconcile()
-                last_progress = time.monotonic()
-            for completed in batch:
-                last_progress = time.monotonic()
-                yield completed
 
     def wait(self, timeout: float | None = None) -> list[Completed]:
         """Block until every submitted task has finished; their results, in completion order."""
@@ -296,51 +370,133 @@ class Session:
         """``wait()`` for asyncio."""
         return [done async for done in self.aresults(timeout)]
 
-    def _receive(self, wait_s: int) -> Iterator[Completed]:
+    def _receive(self, wait_s: int) -> int:
+        """Take one long poll's notices: their results join the ready results, their changed
+        tasks are read on this turn. Returns how many results were accepted."""
         sqs = self.grid.endpoints.client("sqs")
-        response = sqs.receive_message(
-            QueueUrl=self.result_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
-        )
+        try:
+            response = sqs.receive_message(
+                QueueUrl=self.result_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in QUEUE_GONE:
+                raise
+            # Deleted under us (by anyone holding the client policy and calling the session
+            # function): no notice can come any more, so read the results back from the table.
+            self.result_queue_url = None
+            self._reconcile_due = True
+            return 0
         messages = response.get("Messages", [])
-        changed: list[str] = []
-        completed: list[Completed] = []
+        accepted = 0
         for message in messages:
             try:
                 notice = ResultNotice.model_validate_json(message["Body"])
             except ValidationError:
                 continue  # not ours to read; deleted below like every other message
-            completed.extend(self._accept(notice.results, notice.sent_at))
-            changed.extend(t for t in notice.changed if t in self._outstanding)
-        if changed:
-            completed.extend(self._fetch(changed))
+            # Only agents and the retry function can send here (IAM), and only for tasks
+            # submitted with this queue; a result naming another session is still never ours.
+            mine = [r for r in notice.results if r.session_id == self.id]
+            accepted += self._accept(mine, notice.sent_at)
+            self._changed.extend(t for t in notice.changed if t in self._ledger)
         if messages:
+            # Everything these notices carried is now in ``_ready`` or ``_changed``.
             entries: list[Any] = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
             ]
             sqs.delete_message_batch(QueueUrl=self.result_queue_url, Entries=entries)
-        return iter(completed)
+        return accepted
 
-    def _reconcile(self) -> list[Completed]:
-        return self._fetch(list(self._outstanding))
+    def _reconcile(self, *, forced: bool) -> None:
+        """One turn of reading outstanding tasks back from the table: as many as the counters
+        say are missing, a bounded number (``reconcile``)."""
+        finished = self.grid.status(self.id).finished
+        pages = self._reconciliation.pages(finished, self._yielded, forced=forced)
+        found = self._fetch(self._ledger.next_outstanding(pages * reconcile.PAGE))
+        self._reconciliation.turned(time.monotonic(), found)
 
-    def _fetch(self, task_ids: list[str]) -> list[Completed]:
-        completed: list[Completed] = []
-        for start in range(0, len(task_ids), 100):
-            page = self.grid.fetch_results(self.id, task_ids[start : start + 100])
-            completed.extend(self._accept(page.results))
-        return completed
+    def position_of(self, task_id: str) -> int | None:
+        """Where a task submitted through this object stands in its ``submit`` call's input."""
+        return self._ledger.position(task_id)
 
-    def _accept(
-        self, results: Iterable[TaskResult], notified_at: float | None = None
-    ) -> list[Completed]:
-        """Each outstanding task's result, once: notices are at-least-once, so results of tasks
-        already yielded (or not submitted here) are dropped."""
-        accepted = []
+    def read_back(self, task_ids: list[str]) -> list[Completed]:
+        """Results of tasks already yielded, read again from the grid (100 at most), in the
+        order given. Raises ``ResultsIncompleteError`` if one has none."""
+        page = self.grid.fetch_results(self.id, task_ids)
+        by_id = {result.task_id: result for result in page.results}
+        missing = [t for t in task_ids if t not in by_id]
+        if missing:
+            raise ResultsIncompleteError(f"no result in the grid for task {missing[0]}")
+        read = []
+        for task_id in task_ids:
+            result = by_id[task_id]
+            value, read_error = self._read(result)
+            read.append(
+                Completed(result, value, time.time(), result.submitted_at, None, read_error)
+            )
+        return read
+
+    def _fetch(self, task_ids: list[str]) -> int:
+        """Read the named tasks; accept the finished ones. Returns how many were accepted."""
+        accepted = 0
+        for start in range(0, len(task_ids), reconcile.PAGE):
+            page = self.grid.fetch_results(self.id, task_ids[start : start + reconcile.PAGE])
+            accepted += self._accept(page.results)
+        return accepted
+
+    def _accept(self, results: Iterable[TaskResult], notified_at: float | None = None) -> int:
+        """Make each outstanding task's result ready, once: notices are at-least-once, so
+        results of tasks already accepted (or not submitted here) are dropped. A task stops
+        being outstanding only once its result was read (or found unreadable)."""
+        accepted = 0
         for result in results:
-            submitted_at = self._outstanding.pop(result.task_id, None)
+            submitted_at = self._ledger.submitted_at(result.task_id)
             if submitted_at is None:
                 continue
-            self._seen.add(result.task_id)
-            value = self.grid.payloads.decode(result.result) if result.result is not None else None
-            accepted.append(Completed(result, value, time.time(), submitted_at, notified_at))
+            value, read_error = self._read(result)
+            self._ledger.settle(result.task_id)
+            self._yielded += 1
+            self._ready.append(
+                Completed(result, value, time.time(), submitted_at, notified_at, read_error)
+            )
+            accepted += 1
         return accepted
+
+    def _read(self, result: TaskResult) -> tuple[JsonValue, TaskError | None]:
+        """The result's value, or why it cannot be read after ``DECODE_ATTEMPTS`` tries."""
+        if result.result is None:
+            return None, None
+        for attempt in range(1, DECODE_ATTEMPTS + 1):
+            try:
+                return self.grid.payloads.decode(result.result), None
+            except UNREADABLE as error:
+                if attempt == DECODE_ATTEMPTS:
+                    return None, TaskError(
+                        type=type(error).__name__,
+                        message=f"the task's result could not be read: {error}"[
+                            :MAX_ERROR_MESSAGE_CHARS
+                        ],
+                        attempt=result.attempt,
+                        at=time.time(),
+                        retryable=False,
+                    )
+                time.sleep(min(2.0, 0.2 * 2**attempt) * random.random())  # noqa: S311 - jitter
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _settle(
+    in_flight: dict[Future[Receipt], int],
+    receipts: dict[int, Receipt],
+    return_when: str,
+) -> BaseException | None:
+    """Wait for in-flight submissions (the first to finish, or all), file the receipts of the
+    ones that succeeded by chunk number, and return the first error among them, if any."""
+    done, _ = wait(in_flight, return_when=return_when)
+    failure: BaseException | None = None
+    for future in done:
+        number = in_flight.pop(future)
+        error = future.exception()
+        if error is None:
+            receipts[number] = future.result()
+        elif failure is None:
+            failure = error
+    return failure

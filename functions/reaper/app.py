@@ -1,8 +1,9 @@
-"""Reaper function: find failed attempts nobody reported, for the retry workflow.
+"""Reaper function: find failed attempts nobody reported, for the retry workflow, and tasks
+whose submission was never dispatched.
 
 Invoked by the reaper workflow (on its schedule) with a ReaperInput naming the sweep: expired
-leases (dead workers) or dead letters. Returns a ReaperReport whose batches the workflow hands
-to the retry workflow.
+leases (dead workers), dead letters, or stranded submissions (dispatched here). Returns a
+ReaperReport whose batches the workflow hands to the retry workflow.
 """
 
 import time
@@ -10,17 +11,27 @@ from typing import Any
 
 from htcgrid_core.models import ReaperInput
 from htcgrid_core.observability import lambda_entrypoint, metrics
-from htcgrid_core.reaper import find_expired_leases, sweep_dead_letters
+from htcgrid_core.reaper import (
+    find_expired_leases,
+    redispatch_stranded_submissions,
+    sweep_dead_letters,
+)
 from htcgrid_core.resources import get_resources
 from htcgrid_core.submissions import parse_document
+
+#: Each sweep, and the metric of what it found.
+SWEEPS = {
+    "leases": (find_expired_leases, "LeasesExpired"),
+    "dead_letters": (sweep_dead_letters, "TasksDeadLettered"),
+    "submissions": (redispatch_stranded_submissions, "TasksRedispatched"),
+}
 
 
 @lambda_entrypoint
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_document(ReaperInput, event)
     grid = get_resources()
-    sweep = find_expired_leases if request.sweep == "leases" else sweep_dead_letters
+    sweep, metric = SWEEPS[request.sweep]
     report = sweep(grid, time.time(), grid.settings.reaper_batch_limit)
-    name = "LeasesExpired" if request.sweep == "leases" else "TasksDeadLettered"
-    metrics.add_metric(name=name, unit="Count", value=report.found)
+    metrics.add_metric(name=metric, unit="Count", value=report.found)
     return report.model_dump(mode="json")

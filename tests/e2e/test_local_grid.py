@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -49,6 +50,25 @@ def test_submit_workflow_records_why_a_submission_failed(
     )["Item"]
     assert record["failed_error"]["S"] == "InvalidSubmissionError"
     assert "tasks.0.priority" in record["failed_cause"]["S"]
+    assert int(record["expires_at"]["N"]) > time.time()  # it does not outlive the session
+
+
+def test_a_submission_with_ids_the_grid_refuses_leaves_no_record(
+    client: Grid, local_grid: LocalGrid
+) -> None:
+    # GIVEN a document from another SDK whose ids break the grid's rules
+    document = {"session_id": "bad id!", "submission_token": "t" * 500, "tasks": []}
+    execution = client.endpoints.client("stepfunctions").start_sync_execution(
+        stateMachineArn=local_grid.outputs["SubmitWorkflowArn"], input=json.dumps(document)
+    )
+    # THEN the workflow fails with the validation error and writes nothing under those ids
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InvalidSubmissionError"
+    dynamodb = aws.dynamodb(local_grid.endpoint_url, "us-east-1")
+    found = dynamodb.get_item(
+        TableName=local_grid.outputs["TaskTableName"], Key=keys.submission_key("bad id!", "t" * 500)
+    )
+    assert "Item" not in found
 
 
 def test_a_thousand_tasks_come_back_once_each_and_correct(client: Grid) -> None:

@@ -125,9 +125,13 @@ def test_lambda_and_step_functions_run_per_submission_not_per_task(counted: Acco
     assert counted.total(caller=CLIENT, service="stepfunctions") == executions
     assert 1 <= executions <= TASKS / 100  # the client packs hundreds of small tasks into each
     invocations = counted.select(service="lambda", operation="Invoke")
-    assert all(row.caller.startswith("workflow:") for row in invocations)
+    assert all(row.caller.startswith("workflow:") or row.caller == CLIENT for row in invocations)
+    # The client's own calls are per session: the session function opens and closes its
+    # result queue (and the status function is read if the session goes quiet).
+    by_client = counted.total(caller=CLIENT, service="lambda", operation="Invoke")
+    assert 2 <= by_client <= 3
     # Persist and Dispatch: two Lambda invocations and two states per execution.
-    assert counted.total(service="lambda", operation="Invoke") == 2 * executions
+    assert counted.total(service="lambda", operation="Invoke") - by_client == 2 * executions
     assert counted.total("states_entered", service="stepfunctions") == 2 * executions
 
 

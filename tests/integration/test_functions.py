@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from htcgrid_core import aws, keys
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     CancelReport,
@@ -26,6 +27,7 @@ from htcgrid_core.models import (
     ReaperReport,
     ResultsPage,
     RetryReport,
+    SessionQueue,
     SessionStatus,
     SubmissionReceipt,
     TaskMessage,
@@ -206,3 +208,111 @@ def test_reaper_reports_expired_leases_in_retry_batches(
     assert all(f.session_id != session_id for b in swept.batches for f in b.failures)
     with pytest.raises(InvalidSubmissionError, match="sweep"):
         invoke("reaper", {"sweep": "everything"})
+
+
+def test_session_opens_and_closes_the_sample_sessions_result_queue(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    # WHEN the sample session is opened
+    opened = SessionQueue.model_validate(invoke("session", event("session", session_id=session_id)))
+    # THEN its queue is this stack's, named after the whole session id, encrypted and TLS-only
+    url = opened.result_queue_url
+    assert url is not None
+    assert url.endswith(f"/{grid.settings.queue_prefix}_s_{session_id}")
+    sqs = aws.sqs(grid.settings.endpoint_url, grid.settings.region)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    (statement,) = json.loads(attributes["Policy"])["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"].endswith(f":{grid.settings.queue_prefix}_s_{session_id}")
+    # AND opening it again keeps the one queue
+    again = invoke("session", event("session", session_id=session_id))
+    assert again["result_queue_url"] == url
+    # AND closing it deletes it (twice is harmless)
+    for _ in range(2):
+        closed = SessionQueue.model_validate(
+            invoke("session", event("session", action="close", session_id=session_id))
+        )
+        assert closed.result_queue_url is None
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_attributes(QueueUrl=url)
+
+
+def test_a_queue_opened_earlier_with_other_attributes_is_made_tls_only(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    # GIVEN the session's queue exists without a policy (an older client made it)
+    sqs = aws.sqs(grid.settings.endpoint_url, grid.settings.region)
+    url = sqs.create_queue(QueueName=f"{grid.settings.queue_prefix}_s_{session_id}")["QueueUrl"]
+    # WHEN the session is opened
+    invoke("session", event("session", session_id=session_id))
+    # THEN the queue has the policy and the encryption every result queue has
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert "aws:SecureTransport" in attributes["Policy"]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def test_a_submission_may_name_only_its_own_sessions_result_queue(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    own = invoke("session", event("session", session_id=session_id))["result_queue_url"]
+    other = invoke("session", event("session", session_id=f"{session_id}-other"))[
+        "result_queue_url"
+    ]
+    task_queue = grid.queues.task_queue_url(2)
+    foreign_account = own.replace("/123456789012/", "/210987654321/")
+    for url in (task_queue, other, foreign_account, "https://example.com/q", own + "x"):
+        with pytest.raises(
+            InvalidSubmissionError, match=r"result_queue_url: must be .*" + session_id
+        ):
+            invoke("submission", event("submission", session_id=session_id, result_queue_url=url))
+    # AND nothing was written for the refused submissions
+    assert (
+        grid.table.get_records(session_id, [keys.task_id_for(session_id, "sample-token-1", 0)])
+        == {}
+    )
+    batch = DispatchBatch.model_validate(
+        invoke("submission", event("submission", session_id=session_id, result_queue_url=own))
+    )
+    assert {m.result_queue_url for m in batch.messages} == {own}
+
+
+def test_a_submission_too_large_for_the_workflow_is_refused_and_nothing_is_written(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    # GIVEN 1,000 small tasks: a valid document, but its task messages exceed the state limit
+    url = invoke("session", event("session", session_id=session_id))["result_queue_url"]
+    tasks = [{"payload": {"inline": {"x": i}}} for i in range(1000)]
+    big = event("submission", session_id=session_id, tasks=tasks, result_queue_url=url)
+    with pytest.raises(InvalidSubmissionError, match=r"tasks: 1000 tasks make \d+ bytes"):
+        invoke("submission", big)
+    # THEN no task was written, and the submission's record says only why it was refused
+    ids = [keys.task_id_for(session_id, "sample-token-1", i) for i in range(1000)]
+    assert grid.table.get_records(session_id, ids) == {}
+    (record,) = grid.table.get_items([keys.submission_key(session_id, "sample-token-1")])
+    assert "stage" not in record
+    assert record["failed_error"]["S"] == "InvalidSubmissionError"
+    assert "expires_at" in record
+
+
+def test_reaper_dispatches_a_stranded_submission(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a submission persisted long ago whose dispatch never ran
+    batch = persist(grid, session_id, ["a", "b"], token="stranded")
+    grid.table.client.update_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, "stranded"),
+        UpdateExpression="SET lease_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    # WHEN the reaper sweeps submissions
+    report = ReaperReport.model_validate(invoke("reaper", {"sweep": "submissions"}))
+    # THEN it sent the tasks' messages
+    assert report.found == 2
+    received = grid.queues.receive_tasks(priority=1, max_messages=10, wait_s=1)
+    mine = sorted(
+        r.message.task_id for r in received if r.message and r.message.session_id == session_id
+    )
+    assert mine == sorted(batch.task_ids)

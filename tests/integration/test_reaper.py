@@ -15,10 +15,12 @@ import pytest
 
 from htcgrid.cli import main as htcgrid_cli
 from htcgrid_core import aws, faults, keys
-from htcgrid_core.models import InlineData, RetryRequest, TaskState
-from htcgrid_core.reaper import find_expired_leases
+from htcgrid_core.cancellation import cancel
+from htcgrid_core.models import CancelRequest, InlineData, RetryRequest, TaskState
+from htcgrid_core.reaper import find_expired_leases, redispatch_stranded_submissions
 from htcgrid_core.resources import GridResources
 from htcgrid_core.retries import decide
+from htcgrid_core.sessions import DISPATCH_DEADLINE_S
 from htcgrid_core.settings import GridSettings, get_settings
 from htcgrid_local.provision import read_stack_outputs
 from tests.integration.builders import persist, submit
@@ -223,3 +225,47 @@ def test_throttling_and_server_errors_are_retried_and_lose_nothing(
     injected = {service for service, _ in faults.injected}
     assert injected == {"dynamodb", "sqs"}
     assert sum(faults.injected.values()) > 10
+
+
+def test_a_submission_persisted_but_never_dispatched_is_dispatched_once_by_the_reaper(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a submission whose workflow wrote its tasks and died before dispatching them, one
+    # of them cancelled since
+    task_ids = persist(grid, session_id, [{"value": i} for i in range(3)], token="tok").task_ids
+    cancel(CancelRequest(session_id=session_id, task_ids=task_ids[:1]), grid.table)
+    # WHEN the reaper sweeps before the dispatch deadline, it leaves it alone
+    assert redispatch_stranded_submissions(grid, time.time(), 1000).found == 0
+    assert queue_depth(grid, 1) == (0, 0)
+    # WHEN it sweeps after the deadline
+    later = time.time() + DISPATCH_DEADLINE_S + 1
+    report = redispatch_stranded_submissions(grid, later, 1000)
+    # THEN the tasks still PENDING got their messages, once: the next sweep sends nothing
+    assert report.found == 2
+    assert redispatch_stranded_submissions(grid, later, 1000).found == 0
+    assert queue_depth(grid, 1) == (2, 0)
+    # AND an agent runs them
+    run_burst(grid)
+    records = grid.table.get_records(session_id, task_ids)
+    assert [records[t].state for t in task_ids] == [
+        TaskState.CANCELLED,
+        TaskState.SUCCEEDED,
+        TaskState.SUCCEEDED,
+    ]
+
+
+def test_the_reaper_workflow_runs_the_stranded_submissions_sweep(
+    grid: GridResources, grid_settings: GridSettings, session_id: str
+) -> None:
+    # GIVEN a stranded submission past its dispatch deadline
+    persist(grid, session_id, ["a", "b"], token="tok")
+    grid.table.client.update_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, "tok"),
+        UpdateExpression="SET lease_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    # WHEN the reaper's workflow runs, as its schedule starts it
+    run_reaper(grid_settings)
+    # THEN the tasks are on their queue
+    assert queue_depth(grid, 1) == (2, 0)

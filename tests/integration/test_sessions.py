@@ -188,7 +188,10 @@ def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
 ) -> None:
     # GIVEN a session with more records per shard than one page of keys
     monkeypatch.setattr(table_module, "SESSION_KEYS_PAGE", 5)
-    task_ids = persist(grid, session_id, list(range(1000))).task_ids
+    task_ids = [  # two submissions: 1,000 tasks are over one submission's state limit
+        *persist(grid, session_id, list(range(500))).task_ids,
+        *persist(grid, session_id, list(range(500, 1000))).task_ids,
+    ]
     s3 = aws.s3(grid.settings.endpoint_url, grid.settings.region)
     bucket = grid.settings.bucket_name
     s3.put_object(Bucket=bucket, Key=payload_key(session_id, task_ids[0]), Body=b"{}")
@@ -203,7 +206,7 @@ def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
     # AND the next call, in time, deletes the rest and finishes
     second = delete_session(grid.table, s3, bucket, session_id)
     assert second.done
-    assert first.records_deleted + second.records_deleted == 1001  # + 1 submission
+    assert first.records_deleted + second.records_deleted == 1002  # + 2 submissions
     assert second.objects_deleted == 1
     assert grid.table.get_records(session_id, task_ids) == {}
 
@@ -246,3 +249,21 @@ def test_the_last_page_of_sessions_has_no_token(grid: GridResources, session_id:
         ).next_token
         pages += 1
     assert token is None
+
+
+@pytest.mark.shared_stack
+def test_a_resubmission_of_other_tasks_with_the_same_token_is_refused(
+    grid: GridResources, session_id: str
+) -> None:
+    first = persist(grid, session_id, [1, 2], token="tok")
+    # GIVEN the token's submission was persisted; resubmitting the same tasks is fine
+    assert persist(grid, session_id, [1, 2], token="tok").task_ids == first.task_ids
+    # WHEN other tasks come with the same token
+    with pytest.raises(InvalidSubmissionError, match=r"submission_token: 'tok' already names"):
+        persist(grid, session_id, [1, 3], token="tok")
+    # THEN the persisted tasks are untouched
+    records = grid.table.get_records(session_id, first.task_ids)
+    assert [records[t].payload for t in first.task_ids] == [
+        InlineData(inline=1),
+        InlineData(inline=2),
+    ]

@@ -1,15 +1,32 @@
 """The documents: limits, clear errors naming the field, and published schemas kept current."""
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError
-from htcgrid_core.models import MAX_TASKS_PER_SUBMISSION, Submission
+from htcgrid_core.models import (
+    DISPATCH_BATCH_OVERHEAD_BYTES,
+    MAX_DISPATCH_BATCH_BYTES,
+    MAX_TASKS_PER_SUBMISSION,
+    MAX_TIMEOUT_S,
+    TASK_STATE_OVERHEAD_BYTES,
+    DispatchBatch,
+    InlineData,
+    Submission,
+    TaskMessage,
+)
 from htcgrid_core.schema import schemas
-from htcgrid_core.settings import GridSettings
-from htcgrid_core.submissions import check_against_settings, parse_document
+from htcgrid_core.settings import MAX_PRIORITY_LEVELS, GridSettings
+from htcgrid_core.submissions import (
+    check_against_settings,
+    dispatch_batch,
+    parse_document,
+    state_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,3 +103,54 @@ def test_published_json_schemas_match_the_models() -> None:
     for name, text in schemas().items():
         published = REPO / "docs" / "schema" / name
         assert published.read_text() == text, f"regenerate with `make schemas`: {name}"
+
+
+def longest_queue_url() -> str:
+    return "https://sqs.us-east-1.amazonaws.com/123456789012/" + "q" * 80
+
+
+def test_a_submission_too_large_for_the_workflows_state_is_refused_before_any_write() -> None:
+    # GIVEN 1,000 tiny tasks (a document another SDK may send): 31 KB in, but about 400 KB of
+    # task messages out of the persist step, over Step Functions' 256 KiB
+    parsed = parse_document(
+        Submission,
+        submission(
+            session_id="s" * 48,
+            tasks=[{"payload": {"inline": {"x": 1}}}] * MAX_TASKS_PER_SUBMISSION,
+            result_queue_url=longest_queue_url(),
+        ),
+    )
+    # THEN building the persist step's output refuses it, naming the field and the limit
+    with pytest.raises(InvalidSubmissionError, match=r"tasks: 1000 tasks make \d+ bytes.*229376"):
+        dispatch_batch(parsed, GridSettings(), time.time())
+    # AND a submission within the limit passes
+    small = parse_document(Submission, submission(tasks=[{"payload": {"inline": 1}}] * 100))
+    assert (
+        state_bytes(dispatch_batch(small, GridSettings(), time.time())) < MAX_DISPATCH_BATCH_BYTES
+    )
+
+
+def test_a_tasks_share_of_the_workflows_state_is_bounded_by_the_published_overhead() -> None:
+    # GIVEN a dispatch batch with every field at its longest, payloads and queue URLs aside
+    url = longest_queue_url()
+    message = TaskMessage(
+        session_id="s" * 48,
+        task_id="t" * 100,
+        attempt=1,
+        max_attempts=100,
+        priority=MAX_PRIORITY_LEVELS - 1,
+        timeout_s=MAX_TIMEOUT_S,
+        payload=InlineData(inline=None),
+        submitted_at=time.time(),
+        result_queue_url=url,
+    )
+    tasks = 500
+    batch = DispatchBatch(
+        session_id="s" * 48,
+        submission_token="t" * 64,
+        task_ids=[message.task_id] * tasks,
+        messages=[message] * tasks,
+    )
+    # THEN each task takes at most the published overhead besides its payload and queue URL
+    own = tasks * (TASK_STATE_OVERHEAD_BYTES + len(json.dumps(None)) + len(json.dumps(url)))
+    assert state_bytes(batch) <= DISPATCH_BATCH_OVERHEAD_BYTES + own

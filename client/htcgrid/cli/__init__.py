@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]grid not found:[/] {error}")
         return EXIT_NOT_FOUND
     except SubmissionFailedError as error:
-        console.print(f"[red]submission failed:[/] {error.error}: {error.cause}")
+        console.print(f"[red]submission failed:[/] {error}", highlight=False)
         return EXIT_FAILED
     except ResultsTimeoutError as error:
         console.print(f"[yellow]timed out:[/] {error}")

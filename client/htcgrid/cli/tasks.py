@@ -67,7 +67,7 @@ def submit(context: Context) -> int:
         if not context.json:
             context.console.print(f"session [bold]{session.id}[/]: {len(task_ids)} tasks submitted")
         if not args.wait:
-            context.emit({"session_id": session.id, "task_ids": task_ids})
+            context.emit({"session_id": session.id, "task_ids": list(task_ids)})
             return EXIT_OK
         failed = 0
         with progress_bar(context, "results") as progress:

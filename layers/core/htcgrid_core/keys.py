@@ -9,6 +9,7 @@ Session-level records (submissions) live under ``session#<session>``.
 
 from __future__ import annotations
 
+import re
 import uuid
 import zlib
 
@@ -19,7 +20,11 @@ SESSION_SHARDS = 64
 LEASE_SHARDS = 16
 #: Name of the task table's sparse index of leases, by shard and expiry.
 LEASES_INDEX = "leases"
+#: Partitions of the ``leases`` index holding submissions persisted and not yet dispatched, by
+#: dispatch deadline (see ``sessions.record_persisted``): the reaper re-dispatches those past it.
+DISPATCH_SHARDS = 4
 _TASK_ID_NAMESPACE = uuid.UUID("5f0c1f0e-9a43-4c3b-9d0e-8a1f2a6b7c11")
+_TASK_ID = re.compile(r"^([0-9a-f]{32})-(0|[1-9][0-9]{0,5})$")
 
 
 def shard_of(task_id: str) -> int:
@@ -40,6 +45,11 @@ def lease_shard(task_id: str) -> str:
     return f"lease#{zlib.crc32(task_id.encode()) % LEASE_SHARDS:02d}"
 
 
+def dispatch_shard(submission_token: str) -> str:
+    """The ``leases`` index partition a persisted, undispatched submission is filed under."""
+    return f"dispatch#{zlib.crc32(submission_token.encode()) % DISPATCH_SHARDS:02d}"
+
+
 def task_key(session_id: str, task_id: str) -> dict[str, dict[str, str]]:
     """The DynamoDB key of a task record."""
     return {"pk": {"S": task_partition(session_id, task_id)}, "sk": {"S": task_id}}
@@ -55,10 +65,22 @@ def session_key(session_id: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"session#{session_id}"}, "sk": {"S": "session"}}
 
 
+def submission_digest(session_id: str, submission_token: str) -> str:
+    """32 hex digits naming a submission: the stem of its tasks' ids."""
+    return uuid.uuid5(_TASK_ID_NAMESPACE, f"{session_id}/{submission_token}").hex
+
+
 def task_id_for(session_id: str, submission_token: str, index: int) -> str:
-    """The id of the ``index``-th task of a submission.
+    """The id of the ``index``-th task of a submission: ``<submission digest>-<index>``.
 
     Deterministic, so a retried submission with the same token names the same tasks and
-    creates no duplicates.
+    creates no duplicates. The index in the id lets a client find a task's place among its
+    submissions with a record per submission instead of one per task (``parse_task_id``).
     """
-    return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{session_id}/{submission_token}/{index}"))
+    return f"{submission_digest(session_id, submission_token)}-{index}"
+
+
+def parse_task_id(task_id: str) -> tuple[str, int] | None:
+    """The submission digest and index a task id was made of; None for any other id."""
+    parsed = _TASK_ID.match(task_id)
+    return (parsed[1], int(parsed[2])) if parsed else None

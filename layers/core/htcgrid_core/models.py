@@ -15,9 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, StringC
 
 from htcgrid_core.settings import MAX_PRIORITY_LEVELS
 
-#: Most tasks one submission may carry. The client splits larger lists; the submit workflow's
-#: 256 KiB input limit usually binds first.
+#: Most tasks one submission may carry. The client splits larger lists; the byte limit below
+#: usually binds first.
 MAX_TASKS_PER_SUBMISSION = 1000
+#: Largest persist-step output (the ``DispatchBatch``, as JSON) a submission may produce. Step
+#: Functions fails a state whose data exceeds 262,144 bytes with an error no Catch can take,
+#: after the tasks were written; this leaves room for the Lambda invoke's envelope and for a
+#: Catch adding the error to the state. A submission over it is refused before any write.
+MAX_DISPATCH_BATCH_BYTES = 224 * 1024
+#: Bytes of a ``DispatchBatch`` that one task takes besides its payload's JSON and its
+#: ``result_queue_url``, at most: its message's other fields and its id in ``task_ids``, at
+#: their longest (checked by a unit test). Clients size their submissions with it.
+TASK_STATE_OVERHEAD_BYTES = 450
+#: Bytes of a ``DispatchBatch`` besides its tasks, at most (its ids and keys).
+DISPATCH_BATCH_OVERHEAD_BYTES = 512
 #: Longest error message kept per attempt, so a task record stays well under DynamoDB's 400 KB.
 MAX_ERROR_MESSAGE_CHARS = 2000
 #: Longest timeout a task may ask for (12 hours, SQS's longest visibility timeout).
@@ -92,7 +103,10 @@ class Submission(Document):
     result_queue_url: str | None = Field(
         default=None,
         max_length=512,
-        description="SQS queue the agents notify as tasks of this submission finish.",
+        description=(
+            "The session's result queue, as the session function's 'open' returned it: agents "
+            "notify it as tasks of this submission finish. No other queue is accepted."
+        ),
     )
 
 
@@ -344,6 +358,21 @@ class DeleteReport(Document):
     done: bool = True
 
 
+class SessionQueueRequest(Document):
+    """Input of the session function: create (``open``) or delete (``close``) a session's
+    result queue. Clients cannot create, delete or re-configure queues themselves."""
+
+    action: Literal["open", "close"]
+    session_id: SessionId
+
+
+class SessionQueue(Document):
+    """Output of the session function: the session's result queue (None once closed)."""
+
+    session_id: SessionId
+    result_queue_url: str | None = None
+
+
 class SessionFlags(Document):
     """What agents read of a session to know whether its tasks may still run."""
 
@@ -400,13 +429,15 @@ class RetryReport(Document):
 
 
 class ReaperInput(Document):
-    """Input of the reaper function: which sweep to run."""
+    """Input of the reaper function: which sweep to run (expired leases, dead letters, or
+    submissions persisted but never dispatched)."""
 
-    sweep: Literal["leases", "dead_letters"]
+    sweep: Literal["leases", "dead_letters", "submissions"]
 
 
 class ReaperReport(Document):
-    """Output of the reaper function: the failures it found, in retry-request-sized batches.
+    """Output of the reaper function: the failures it found, in retry-request-sized batches
+    (for the submissions sweep: no batches, ``found`` tasks it dispatched).
 
     ``more`` is true when the run stopped at its limit with work left for the next run.
     """
@@ -437,6 +468,8 @@ PUBLISHED_DOCUMENTS: tuple[type[Document], ...] = (
     CancelReport,
     DeleteRequest,
     DeleteReport,
+    SessionQueueRequest,
+    SessionQueue,
     AttemptFailure,
     RetryRequest,
     RetryReport,

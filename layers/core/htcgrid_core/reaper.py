@@ -9,6 +9,13 @@ its queue's DLQ. Its task would otherwise stay PENDING for ever, so the sweep re
 reports the attempt as failed for good (cause ``dead_lettered``, not retryable: SQS already
 retried it). The messages stay in the DLQ, visible, for ``htcgrid dlq list`` and ``redrive``
 (and the depth alarm); tasks already FAILED are skipped by a cheap batch read, not rewritten.
+
+Stranded submissions: a submission whose tasks were written (PERSISTED) but whose workflow
+never dispatched them (it failed after its retries, and the client gave up) would leave its
+tasks PENDING with no message. A PERSISTED submission is filed in the ``leases`` index under a
+dispatch shard until it is dispatched; the sweep reads those past their dispatch deadline and
+sends the messages of their tasks still PENDING at their first attempt, then marks them
+DISPATCHED. A message sent twice is harmless: only one attempt's outcome is recorded.
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ from htcgrid_core.models import (
     RetryRequest,
     TaskError,
     TaskMessage,
+    TaskState,
 )
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
+from htcgrid_core.retries import message_for
+from htcgrid_core.table import SubmissionStage
 
 #: How long the sweep hides the DLQ messages it reads; it hands them back when done.
 SWEEP_VISIBILITY_S = 30
@@ -121,3 +131,52 @@ def _unfinished(
             )
         )
     return failures
+
+
+def redispatch_stranded_submissions(grid: GridResources, now: float, limit: int) -> ReaperReport:
+    """Dispatch the tasks of submissions PERSISTED and past their dispatch deadline, about
+    ``limit`` tasks per run (whole submissions), and mark each DISPATCHED. Idempotent: a task
+    already running, finished or retried is not sent again."""
+    table = grid.table
+    stranded: list[tuple[str, str]] = []
+    more = False
+    for shard in range(keys.DISPATCH_SHARDS):
+        response = table.client.query(
+            TableName=table.name,
+            IndexName=keys.LEASES_INDEX,
+            KeyConditionExpression="lease_shard = :shard AND lease_expires_at < :now",
+            ExpressionAttributeValues={
+                ":shard": {"S": f"dispatch#{shard:02d}"},
+                ":now": {"N": repr(now)},
+            },
+            Limit=limit,
+        )
+        stranded.extend(
+            (item["pk"]["S"].removeprefix("session#"), item["sk"]["S"].removeprefix("submission#"))
+            for item in response.get("Items", [])
+        )
+        more = more or "LastEvaluatedKey" in response
+    dispatched = 0
+    # The index is eventually consistent: read each submission's stage and size from the table.
+    records = table.get_items([keys.submission_key(s, t) for s, t in stranded])
+    for record in records:
+        if dispatched >= limit:
+            more = True
+            break
+        if record.get("stage", {}).get("S") != SubmissionStage.PERSISTED:
+            continue
+        session_id = record["pk"]["S"].removeprefix("session#")
+        token = record["sk"]["S"].removeprefix("submission#")
+        count = int(record["task_count"]["N"])
+        tasks = table.get_records(
+            session_id, [keys.task_id_for(session_id, token, i) for i in range(count)]
+        )
+        messages = [
+            message_for(task)
+            for task in tasks.values()
+            if task.state is TaskState.PENDING and task.attempt == 1
+        ]
+        grid.queues.dispatch(messages)
+        table.advance_submission(session_id, token, SubmissionStage.DISPATCHED)
+        dispatched += len(messages)
+    return ReaperReport(found=dispatched, more=more)

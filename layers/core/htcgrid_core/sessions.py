@@ -49,6 +49,12 @@ TOMBSTONE_S = 86400
 DELETE_PARALLELISM = 8
 _S3_DELETE_BATCH = 1000
 
+#: A submission still PERSISTED this long after its tasks were written was never dispatched:
+#: every execution of the submit workflow that could dispatch it has ended (an Express
+#: execution lasts 5 minutes at most, the client's retries a minute or two more). The reaper
+#: then sends its tasks' messages itself.
+DISPATCH_DEADLINE_S = 600
+
 #: Progress of a deletion: (records deleted so far, objects deleted so far).
 DeleteProgress = Callable[[int, int], None]
 
@@ -58,7 +64,12 @@ def registry_shard(session_id: str) -> str:
 
 
 def record_persisted(
-    grid: GridResources, session_id: str, submission_token: str, task_count: int, now: float
+    grid: GridResources,
+    session_id: str,
+    submission_token: str,
+    task_count: int,
+    now: float,
+    content_sha256: str | None = None,
 ) -> bool:
     """Move a submission PERSISTING -> PERSISTED and, if this call made that move, count its
     tasks on the session record (registering the session on its first submission).
@@ -66,17 +77,27 @@ def record_persisted(
     Exactly one attempt of a submission wins the conditional move, so tasks are counted once
     per submission token; returns False when another attempt had already moved it. If the
     process dies between the two writes the count stays short (see ``counters``).
+
+    The PERSISTED submission is filed in the table's ``leases`` index under a dispatch shard,
+    by its dispatch deadline, until dispatching it removes the entry: the reaper finds the
+    ones never dispatched there, without a scan. ``content_sha256`` (of its tasks) is kept so
+    a resubmission with the same token can be told apart from one of other tasks.
     """
     table = grid.table
     expires_at = expiry(grid.settings.result_retention_days, now)
-    update = "SET stage = :persisted"
+    update = "SET stage = :persisted, lease_shard = :dispatch_shard, lease_expires_at = :deadline"
     values: dict[str, Any] = {
         ":persisted": {"S": SubmissionStage.PERSISTED},
         ":persisting": {"S": SubmissionStage.PERSISTING},
+        ":dispatch_shard": {"S": keys.dispatch_shard(submission_token)},
+        ":deadline": {"N": repr(now + DISPATCH_DEADLINE_S)},
     }
     if expires_at is not None:
         update += ", expires_at = :expires"
         values[":expires"] = {"N": str(expires_at)}
+    if content_sha256 is not None:
+        update += ", content_sha256 = :content"
+        values[":content"] = {"S": content_sha256}
     try:
         table.client.update_item(
             TableName=table.name,
@@ -107,6 +128,42 @@ def record_persisted(
         ExpressionAttributeValues=session_values,
     )
     return True
+
+
+def persisted_content(grid: GridResources, session_id: str, submission_token: str) -> str | None:
+    """The SHA-256 of the tasks a submission token was persisted with (None if not recorded)."""
+    item = grid.table.client.get_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, submission_token),
+        ConsistentRead=True,
+        ProjectionExpression="content_sha256",
+    ).get("Item", {})
+    return item["content_sha256"]["S"] if "content_sha256" in item else None
+
+
+def record_rejection(
+    grid: GridResources, session_id: str, submission_token: str, error: Exception, now: float
+) -> None:
+    """Note on a submission's record why the grid refused it, for whoever reads the session
+    later. Only a submission whose ids are valid gets a record, and the record expires with
+    the session's retention: refused submissions leave no lasting junk. A record without a
+    stage is a new submission to a retry with the same token."""
+    expires_at = expiry(grid.settings.result_retention_days, now)
+    update = "SET failed_error = :error, failed_cause = :cause, failed_at = :now"
+    values: dict[str, Any] = {
+        ":error": {"S": type(error).__name__},
+        ":cause": {"S": str(error)},
+        ":now": {"N": repr(now)},
+    }
+    if expires_at is not None:
+        update += ", expires_at = :expires"
+        values[":expires"] = {"N": str(expires_at)}
+    grid.table.client.update_item(
+        TableName=grid.table.name,
+        Key=keys.submission_key(session_id, submission_token),
+        UpdateExpression=update,
+        ExpressionAttributeValues=values,
+    )
 
 
 def recent_sessions(

@@ -8,14 +8,17 @@ never writes a task twice over one that may already be running.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from htcgrid_core import counters, keys, sessions
+from htcgrid_core import counters, keys, result_queues, sessions
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
+    MAX_DISPATCH_BATCH_BYTES,
     DispatchBatch,
     InlineData,
     StoredData,
@@ -107,32 +110,95 @@ def record_of(message: TaskMessage) -> TaskRecord:
     )
 
 
-def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
-    """Validate a submission against the grid and write its tasks as PENDING, exactly once."""
-    check_against_settings(submission, grid.settings)
-    now = time.time()
-    messages = task_messages(submission, grid.settings, now)
-    stage = grid.table.begin_submission(
-        submission.session_id, submission.submission_token, len(messages), now
+def state_bytes(document: BaseModel) -> int:
+    """Bytes of ``document`` as a Python Lambda hands it to Step Functions: ``json.dumps`` of
+    its JSON form (ASCII-escaped, with spaces), the largest form it takes on the way."""
+    return len(json.dumps(document.model_dump(mode="json")))
+
+
+def dispatch_batch(submission: Submission, settings: GridSettings, now: float) -> DispatchBatch:
+    """The persist step's output for a submission: every task's first message. Refused, naming
+    the limit, if it would be too large for the submit workflow's state."""
+    messages = task_messages(submission, settings, now)
+    batch = DispatchBatch(
+        session_id=submission.session_id,
+        submission_token=submission.submission_token,
+        task_ids=[m.task_id for m in messages],
+        messages=messages,
     )
+    size = state_bytes(batch)
+    if size > MAX_DISPATCH_BATCH_BYTES:
+        raise InvalidSubmissionError(
+            f"tasks: {len(messages)} tasks make {size} bytes of task messages for the submit "
+            f"workflow's state; the limit is {MAX_DISPATCH_BATCH_BYTES} bytes (Step Functions "
+            "allows 262,144 per state): submit fewer or smaller tasks per submission (the "
+            "Python client splits them)"
+        )
+    return batch
+
+
+def content_sha256(submission: Submission) -> str:
+    """SHA-256 of a submission's tasks (payloads and overrides) as canonical JSON: what makes
+    two submissions with one token the same submission."""
+    tasks = [task.model_dump(mode="json") for task in submission.tasks]
+    canonical = json.dumps(tasks, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_same_content(submission: Submission, persisted: str | None, content: str) -> None:
+    """A resubmission must carry the tasks its token was first persisted with."""
+    if persisted is not None and persisted != content:
+        raise InvalidSubmissionError(
+            f"submission_token: '{submission.submission_token}' already names a submission of "
+            f"other tasks (SHA-256 {persisted[:12]}..., this one {content[:12]}...): resubmit "
+            "the same tasks with it, or give these tasks a new token"
+        )
+
+
+def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
+    """Validate a submission against the grid and write its tasks as PENDING, exactly once.
+    Nothing is written for a submission that breaks a rule."""
+    now = time.time()
+    try:
+        check_against_settings(submission, grid.settings)
+        result_queues.check_submitted_url(grid, submission.session_id, submission.result_queue_url)
+        batch = dispatch_batch(submission, grid.settings, now)
+    except InvalidSubmissionError as error:
+        # Its ids are valid (the document parsed): say why on its record, which expires.
+        sessions.record_rejection(
+            grid, submission.session_id, submission.submission_token, error, now
+        )
+        raise
+    content = content_sha256(submission)
+    stage = grid.table.begin_submission(
+        submission.session_id, submission.submission_token, len(batch.messages), now
+    )
+    if stage is not None:  # an earlier attempt got further: it must be this very submission
+        persisted = sessions.persisted_content(
+            grid, submission.session_id, submission.submission_token
+        )
+        check_same_content(submission, persisted, content)
     # None: this attempt owns the submission. If an earlier attempt died while writing, no
     # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
     # the tasks may be running and are never written again.
     if stage is None:
         expires_at = counters.expiry(grid.settings.result_retention_days, now)
         grid.table.put_new_tasks(
-            [record_of(m).model_copy(update={"expires_at": expires_at}) for m in messages]
+            [record_of(m).model_copy(update={"expires_at": expires_at}) for m in batch.messages]
         )
-        # PERSISTED, and the session's submitted count if this attempt made that move.
+        # PERSISTED (filed for the reaper's sweep until it is dispatched), and the session's
+        # submitted count if this attempt made that move.
         sessions.record_persisted(
-            grid, submission.session_id, submission.submission_token, len(messages), now
+            grid,
+            submission.session_id,
+            submission.submission_token,
+            len(batch.messages),
+            now,
+            content,
         )
-    return DispatchBatch(
-        session_id=submission.session_id,
-        submission_token=submission.submission_token,
-        task_ids=[m.task_id for m in messages],
-        messages=[] if stage is SubmissionStage.DISPATCHED else messages,
-    )
+    if stage is SubmissionStage.DISPATCHED:
+        return batch.model_copy(update={"messages": []})
+    return batch
 
 
 def dispatch_submission(batch: DispatchBatch, grid: GridResources) -> SubmissionReceipt:

@@ -223,11 +223,13 @@ class TaskTable:
         self, session_id: str, submission_token: str, stage: SubmissionStage
     ) -> None:
         """Move a submission record to ``stage`` (idempotent: re-setting a stage is harmless).
-        A failure an earlier attempt recorded is cleared: this attempt got further."""
+        A failure an earlier attempt recorded is cleared: this attempt got further. So is the
+        dispatch deadline that files a PERSISTED submission for the reaper's sweep."""
         self._client.update_item(
             TableName=self._name,
             Key=keys.submission_key(session_id, submission_token),
-            UpdateExpression="SET stage = :stage REMOVE failed_error, failed_cause, failed_at",
+            UpdateExpression="SET stage = :stage REMOVE failed_error, failed_cause, failed_at, "
+            "lease_shard, lease_expires_at",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":stage": _s(stage)},
         )
