@@ -16,6 +16,7 @@ from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
 from htcgrid.session import Completed
 from htcgrid_bench import procstat
+from htcgrid_core import result_queues
 from htcgrid_core.settings import get_settings
 from htcgrid_local import accounting
 from htcgrid_local.grid import LocalGrid
@@ -271,7 +272,7 @@ def settled_accounting(endpoint_url: str, tasks: int) -> accounting.Accounting:
         deleted = sum(
             row.entries
             for row in counted.select(service="sqs", operation="DeleteMessageBatch")
-            if row.caller == AGENT_APP_ID and "-session-" not in row.resource
+            if row.caller == AGENT_APP_ID and result_queues.INFIX not in row.resource
         )
         if deleted >= tasks or time.monotonic() > deadline:
             return counted

@@ -27,6 +27,7 @@ from pydantic import JsonValue
 
 from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
+from htcgrid_core import result_queues
 from htcgrid_local import accounting, clients
 from htcgrid_local.grid import LocalGrid
 
@@ -98,7 +99,7 @@ def settled(
         deleted = sum(
             row.entries
             for row in counted.select(service="sqs", operation="DeleteMessageBatch")
-            if "-session-" not in row.resource
+            if result_queues.INFIX not in row.resource
         )
         if deleted >= tasks or time.monotonic() > deadline:
             return counted

@@ -58,6 +58,7 @@ from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
+from htcgrid_core import result_queues
 from htcgrid_local.environments import LAMBDA_APP_PREFIX
 from htcgrid_local.loopback import read_body
 
@@ -285,7 +286,8 @@ def _name_from_arn(arn: str) -> str:
 def _queue_name(document: Mapping[str, Any]) -> str:
     name = str(document.get("QueueName") or document.get("QueueUrl", "").rstrip("/").split("/")[-1])
     # One result queue per session: counted together.
-    return re.sub(r"-session-.*$", "-session-*", name)
+    head, infix, _ = name.partition(result_queues.INFIX)
+    return f"{head}{infix}*" if infix else name
 
 
 def classify(environ: Mapping[str, Any], body: bytes | None) -> _Request:

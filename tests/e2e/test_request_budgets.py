@@ -21,6 +21,7 @@ from pydantic import JsonValue
 
 from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
+from htcgrid_core import result_queues
 from htcgrid_local import accounting, clients
 from htcgrid_local.accounting import Accounting
 from htcgrid_local.grid import LocalGrid
@@ -56,7 +57,7 @@ def acknowledged(endpoint_url: str, tasks: int) -> Accounting | None:
     deleted = sum(
         row.entries
         for row in counted.select(caller=AGENT, service="sqs", operation="DeleteMessageBatch")
-        if "-session-" not in row.resource
+        if result_queues.INFIX not in row.resource
     )
     return counted if deleted >= tasks else None
 
