@@ -6,9 +6,17 @@ grid; these are the quick checks of single findings, and what that run cannot se
 
 from __future__ import annotations
 
-import pytest
+import time
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+from botocore.client import BaseClient
+
+from htcgrid_core import keys
+from htcgrid_core.resources import GridResources
 from tests import iam
+from tests.integration.test_functions import LambdaContext, event, load_function
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +58,50 @@ def test_clients_submit_synchronously_and_list_no_stored_data(
     bucket = "arn:aws:s3:::htcgrid-databucket-testsuffix0001"
     assert not client.allows("s3:ListBucket", bucket, {"s3:prefix": "sessions/other/"})
     assert client.allows("s3:GetObject", f"{bucket}/sessions/mine/results/t.json")
+
+
+@pytest.fixture
+def dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(operation, partition key) of every DynamoDB write made while the test runs: the keys a
+    request carries, which request accounting does not see."""
+    writes: list[tuple[str, str]] = []
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            if "Key" in params:
+                writes.append((operation, params["Key"]["pk"]["S"]))
+            for table_requests in params.get("RequestItems", {}).values():
+                for request in table_requests:
+                    item = request.get("PutRequest", {}).get("Item") or request.get(
+                        "DeleteRequest", {}
+                    ).get("Key")
+                    writes.append((operation, item["pk"]["S"]))
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return writes
+
+
+def test_dispatch_writes_only_submission_records_as_its_leading_keys_allow(
+    grid_env: Callable[[], None],
+    grid: GridResources,
+    principals: dict[str, iam.Principal],
+    dynamodb_writes: list[tuple[str, str]],
+) -> None:
+    """The dispatch role may update only session-level partitions (session#...); what the
+    function writes when it dispatches the sample submission is allowed by that condition."""
+    sample = event("dispatch")
+    grid.table.begin_submission(sample["session_id"], sample["submission_token"], 1, time.time())
+    dynamodb_writes.clear()
+    load_function("dispatch").handler(sample, LambdaContext())
+    dispatch = principals["DispatchFunction"]
+    assert dynamodb_writes  # it marks the submission dispatched
+    for operation, partition in dynamodb_writes:
+        assert dispatch.allows(
+            f"dynamodb:{operation}", TABLE, {"dynamodb:LeadingKeys": partition}
+        ), partition
+    task_partition = keys.task_partition(sample["session_id"], sample["task_ids"][0])
+    assert not dispatch.allows(
+        "dynamodb:UpdateItem", TABLE, {"dynamodb:LeadingKeys": task_partition}
+    )
