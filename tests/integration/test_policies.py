@@ -15,6 +15,7 @@ from botocore.client import BaseClient
 
 from htcgrid_core import keys
 from htcgrid_core.resources import GridResources
+from htcgrid_local.template import load_template
 from tests import iam
 from tests.integration.test_functions import LambdaContext, event, load_function
 
@@ -105,3 +106,32 @@ def test_dispatch_writes_only_submission_records_as_its_leading_keys_allow(
     assert not dispatch.allows(
         "dynamodb:UpdateItem", TABLE, {"dynamodb:LeadingKeys": task_partition}
     )
+
+
+@pytest.mark.parametrize(
+    ("role", "namespace", "service_account"),
+    [
+        ("WorkerRole", "Namespace", "ServiceAccount"),
+        ("KedaRole", "KedaNamespace", "KedaServiceAccount"),
+    ],
+)
+def test_compute_roles_trust_only_their_service_account_in_their_cluster(
+    role: str, namespace: str, service_account: str
+) -> None:
+    """EKS Pod Identity tags each session with the pod's cluster, namespace and service
+    account; the trust policy accepts only this account's cluster and the role's own service
+    account, so a Pod Identity association elsewhere cannot take the role."""
+    template = load_template(iam.REPO / "compute" / "eks" / "worker-role.yaml")
+    (trust,) = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+            "aws:RequestTag/eks-cluster-arn": {
+                "Fn::Sub": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}"
+                ":cluster/${ClusterName}"
+            },
+            "aws:RequestTag/kubernetes-namespace": {"Ref": namespace},
+            "aws:RequestTag/kubernetes-service-account": {"Ref": service_account},
+        }
+    }
