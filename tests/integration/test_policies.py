@@ -66,7 +66,7 @@ def dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """(operation, partition key) of every DynamoDB write made while the test runs: the keys a
     request carries, which request accounting does not see."""
     writes: list[tuple[str, str]] = []
-    make_api_call = BaseClient._make_api_call
+    make_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if client.meta.service_model.service_name == "dynamodb":
