@@ -6,6 +6,7 @@ grid; these are the quick checks of single findings, and what that run cannot se
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -134,4 +135,19 @@ def test_compute_roles_trust_only_their_service_account_in_their_cluster(
             "aws:RequestTag/kubernetes-namespace": {"Ref": namespace},
             "aws:RequestTag/kubernetes-service-account": {"Ref": service_account},
         }
+    }
+
+
+def test_the_data_bucket_refuses_plain_http_and_tls_below_1_2() -> None:
+    statements = iam.render()["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    denials = {
+        json.dumps(s["Condition"], sort_keys=True)
+        for s in statements
+        if s["Effect"] == "Deny" and s["Principal"] == "*" and s["Action"] == "s3:*"
+    }
+    assert denials == {
+        json.dumps({"Bool": {"aws:SecureTransport": "false"}}),
+        json.dumps({"NumericLessThan": {"s3:TlsVersion": "1.2"}}),
     }
