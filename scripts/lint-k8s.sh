@@ -4,13 +4,15 @@
 # kubernetes-validate; the KEDA ScaledObject: KEDA's CRD in ../shared/schemas; Karpenter's
 # NodePool and EC2NodeClass: their npm-packaged schemas), checks the eksctl ClusterConfig against
 # the NodePool, runs checkov's kubernetes checks on the rendered objects and cfn-lint plus checkov
-# on the compute CloudFormation template, and shellcheck on the compute and lint scripts.
+# on the compute CloudFormation template, that the agent image's base is pinned by digest and its
+# hashed lock installs on amd64 and arm64, and shellcheck on the compute and lint scripts.
 # checkov skips are justified where they apply (annotations on the objects, with the reason).
 #
 # Tools install themselves, pinned, into .tools/ (k8s: Python; karpenter: npm, from the lockfile
 # in compute/eks/lint; checkov: shared with scripts/lint-template.sh). Only the package
-# registries are reached, and only when a pin changes. kubectl (its built-in kustomize) comes
-# with the machine image.
+# registries are reached: for tools only when a pin changes, for the agent image's lock on every
+# run (downloading only wheels not yet in .tools/image-wheels). kubectl (its built-in kustomize)
+# comes with the machine image.
 #
 # Usage: scripts/lint-k8s.sh       PYTHON=python3.11 picks the interpreter for the tool venvs.
 set -euo pipefail
@@ -95,6 +97,33 @@ checkov_all() { # one run for both frameworks: checkov's start-up is most of its
         --skip-download --quiet --compact
 }
 
+image_base_pinned() { # every FROM of the agent image names its base by digest
+    local default froms
+    default="$(sed -n 's/^ARG PYTHON_IMAGE=//p' compute/eks/Dockerfile)"
+    if [[ ! "$default" =~ @sha256:[0-9a-f]{64}$ || "$default" =~ @sha256:0{64}$ ]]; then
+        echo "compute/eks/Dockerfile: PYTHON_IMAGE must name its image by digest, not '$default'" >&2
+        return 1
+    fi
+    froms="$(grep -E '^FROM ' compute/eks/Dockerfile | grep -vE '^FROM \$\{PYTHON_IMAGE\}( AS [a-z]+)?$' || true)"
+    if [[ -n "$froms" ]]; then
+        echo "compute/eks/Dockerfile: a base image not pinned through PYTHON_IMAGE: $froms" >&2
+        return 1
+    fi
+    echo "    $default"
+}
+
+image_lock_installs() { # the image's lock resolves, hash-checked, for both CPU architectures
+    local arch
+    for arch in x86_64 aarch64; do
+        # Kept in .tools/: a rerun re-checks the hashes of files it already has, downloads none.
+        python3 -m pip download --quiet --disable-pip-version-check --require-hashes \
+            --only-binary=:all: --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
+            --implementation cp --python-version 3.12 --abi cp312 \
+            --dest "$TOOLS_DIR/image-wheels/$arch" -r compute/eks/requirements.txt
+        echo "    linux/$arch: $(find "$TOOLS_DIR/image-wheels/$arch" -name '*.whl' | wc -l) wheels"
+    done
+}
+
 require kubectl "it ships with the machine image (its built-in kustomize renders the overlays)"
 require node "Node.js 20+ validates the Karpenter objects"
 require npm "npm installs the Karpenter schemas"
@@ -108,8 +137,10 @@ step "schemas: k8s $KUBERNETES_VERSION, KEDA CRD, eksctl" validate_schemas
 step "schemas: Karpenter NodePool/EC2NodeClass" validate_karpenter
 step "cfn-lint worker-role.yaml" "$TOOLS_DIR/k8s/bin/cfn-lint" compute/eks/worker-role.yaml
 step "checkov kubernetes + worker-role.yaml" checkov_all
+step "agent image: base by digest" image_base_pinned
+step "agent image: hashed lock, amd64 + arm64" image_lock_installs
 step "shellcheck compute and lint scripts" "$TOOLS_DIR/k8s/bin/shellcheck" -x \
-    scripts/lint-k8s.sh scripts/lint-template.sh scripts/lib/tools.sh \
+    scripts/lint-k8s.sh scripts/lint-template.sh scripts/lock-requirements.sh scripts/lib/tools.sh \
     compute/eks/stack-env.sh compute/eks/cluster/install-addons.sh
 
 echo

@@ -33,21 +33,6 @@ STEP_WIDTH=34
 # shellcheck source=scripts/lib/tools.sh
 source "$ROOT/scripts/lib/tools.sh"
 
-# `sam build` without a container needs the function runtime's interpreter on PATH. A pyenv shim
-# exists for every installed version but fails unless that version is selected, so probe it.
-ensure_python312() {
-    if python3.12 -c '' >/dev/null 2>&1; then return 0; fi
-    local candidate
-    for candidate in "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12*/bin; do
-        if [[ -x "$candidate/python3.12" ]]; then
-            export PATH="$candidate:$PATH"
-            return 0
-        fi
-    done
-    echo "python3.12 not found: install it (e.g. pyenv install 3.12) for sam build" >&2
-    return 1
-}
-
 # Translates template.yaml to plain CloudFormation in-process (samtranslator ships inside
 # aws-sam-cli), so checkov also sees the IAM roles, log groups and permissions SAM generates.
 translate_template() {

@@ -25,3 +25,18 @@ ensure_venv() { # ensure_venv DIR PIN...: (re)creates DIR unless its marker list
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
     echo "$want" > "$dir/.pins"   # written last: an interrupted install is redone next time
 }
+
+# `sam build` and the lock files need CPython 3.12 (the Lambda runtime's) on PATH. A pyenv shim
+# exists for every installed version but fails unless that version is selected, so probe it.
+ensure_python312() {
+    if python3.12 -c '' >/dev/null 2>&1; then return 0; fi
+    local candidate
+    for candidate in "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12*/bin; do
+        if [[ -x "$candidate/python3.12" ]]; then
+            export PATH="$candidate:$PATH"
+            return 0
+        fi
+    done
+    echo "python3.12 not found: install it (e.g. pyenv install 3.12)" >&2
+    return 1
+}
