@@ -341,7 +341,7 @@ def _caller(environ: Mapping[str, Any], stack: Sequence[_Frame]) -> str:
     if match is not None:
         app = match.group("app")
         if app.startswith(LAMBDA_APP_PREFIX):  # a function's environment (environments.py)
-            return "lambda:" + app.removeprefix(LAMBDA_APP_PREFIX)
+            return "lambda:" + _short_name(app.removeprefix(LAMBDA_APP_PREFIX))
         return app
     # Loopback requests (built by werkzeug's EnvironBuilder) have no remote address.
     return "external" if environ.get("REMOTE_ADDR") else "in-process"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import signal
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -32,10 +33,11 @@ import pytest
 from htcgrid import Grid
 from htcgrid.cli import main as htcgrid_cli
 from htcgrid.errors import SubmissionFailedError
-from htcgrid_core import result_queues
+from htcgrid_core import keys, result_queues
 from htcgrid_core.models import InlineData, Submission, TaskMessage, TaskSpec, TaskState
 from htcgrid_core.resources import GridResources
 from htcgrid_core.settings import GridSettings
+from htcgrid_core.submissions import persist_submission
 from htcgrid_local import accounting
 from htcgrid_local.accounting import Accounting
 from htcgrid_local.clients import client as emulator_client
@@ -262,6 +264,45 @@ def client_paths(client: Grid) -> str:
     return session.id
 
 
+def stranded_paths(client: Grid, resources: GridResources) -> None:
+    """A submission whose workflow died between persisting and dispatching it is dispatched by
+    the reaper's sweep once its dispatch deadline has passed, and its task runs. The test plays
+    the dead workflow (as "external": its resources carry no app id)."""
+    session_id = f"stranded-{uuid.uuid4().hex[:8]}"
+    submission = Submission(
+        session_id=session_id,
+        submission_token="stranded",
+        tasks=[TaskSpec(payload=InlineData(inline={"value": 4}))],
+    )
+    (task_id,) = persist_submission(submission, resources).task_ids
+    resources.table.client.update_item(
+        TableName=resources.table.name,
+        Key=keys.submission_key(session_id, "stranded"),
+        UpdateExpression="SET lease_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    wait_for(
+        lambda: state_of(resources, session_id, task_id) == (TaskState.SUCCEEDED, 1),
+        60,
+        "the reaper dispatching the stranded submission, and its task run",
+    )
+    client.delete_session(session_id)
+
+
+def reopened_queue_paths(client: Grid, grid: LocalGrid) -> None:
+    """A result queue that exists with other attributes (an older client's) is brought to the
+    session function's when its session opens."""
+    session_id = f"reopened-{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as anonymous:
+        anonymous.delenv(APP_ID_VARIABLE)
+        sqs = emulator_client("sqs", grid.endpoint_url, iam.REGION)
+    name = result_queues.queue_name(client.settings.queue_prefix, session_id)
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    with client.open_session(session_id):
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == str(result_queues.VISIBILITY_TIMEOUT_S)
+
+
 def lease_paths(client: Grid, grid: LocalGrid, resources: GridResources) -> None:
     """A leased task of a killed agent comes back through the reaper; its next attempt is
     cancelled while it runs."""
@@ -358,6 +399,8 @@ def run_code_paths() -> tuple[Accounting, dict[str, str], str]:
             env.setenv(APP_ID_VARIABLE, "htcgrid-client")  # read by the boto3 clients made below
             client = Grid.connect(STACK, endpoint_url=grid.endpoint_url, region=iam.REGION)
             session_id = client_paths(client)
+            stranded_paths(client, resources)
+            reopened_queue_paths(client, grid)
             lease_paths(client, grid, resources)
             dead_letter_paths(client, grid, resources, env)
             client.delete_session(session_id)

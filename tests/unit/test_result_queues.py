@@ -78,7 +78,7 @@ def test_clients_may_only_read_and_acknowledge_notices_on_result_queues() -> Non
     }
     # No CreateQueue (re-creating a deleted queue), SetQueueAttributes (a policy letting
     # anyone send), SendMessage (forged notices) or DeleteQueue: the session function does that.
-    assert granted == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"}
+    assert granted == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
 
 
 def test_only_the_session_function_creates_or_deletes_result_queues() -> None:
