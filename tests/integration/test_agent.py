@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.worker import Worker
-from htcgrid_core import aws
+from htcgrid_core import aws, result_queues
 from htcgrid_core.models import (
     InlineData,
     ResultNotice,
@@ -41,11 +40,11 @@ def run_burst(grid: GridResources, slots: int = 2, **config: Any) -> int:
 
 
 @pytest.fixture
-def result_queue(grid_settings: GridSettings) -> Iterator[str]:
+def result_queue(grid_settings: GridSettings, session_id: str) -> Iterator[str]:
+    """The session's result queue, as the session function would open it."""
     sqs = aws.sqs(grid_settings.endpoint_url, grid_settings.region)
-    url = sqs.create_queue(QueueName=f"{grid_settings.queue_prefix}-session-{uuid.uuid4().hex}")[
-        "QueueUrl"
-    ]
+    name = result_queues.queue_name(grid_settings.queue_prefix, session_id)
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
     yield url
     sqs.delete_queue(QueueUrl=url)
 
