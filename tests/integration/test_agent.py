@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,9 +17,12 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from htcgrid_agent import worker as worker_module
 from htcgrid_agent.config import AgentConfig
+from htcgrid_agent.health import Probes
 from htcgrid_agent.worker import Worker
 from htcgrid_core import aws
+from htcgrid_core.errors import RetryableError
 from htcgrid_core.models import (
     InlineData,
     ResultNotice,
@@ -33,11 +38,39 @@ from tests.integration.builders import persist, submit
 from tests.waiting import wait_for
 
 HANDLER = "htcgrid_examples.scripted:handler"
+HOSTILE = "tests.unit.agent.hostile:handler"
 
 
 def run_burst(grid: GridResources, slots: int = 2, **config: Any) -> int:
     """Run an agent until the queues are empty."""
     return Worker(AgentConfig(handler=HANDLER, slots=slots, burst=True, **config), grid).work()
+
+
+class AgentThread:
+    """An agent running in a thread of the test, stopped (and checked) with a deadline."""
+
+    def __init__(self, grid: GridResources, handler: str = HANDLER, **config: Any) -> None:
+        self.worker = Worker(AgentConfig(handler=handler, **config), grid)
+        self._thread = threading.Thread(target=self.worker.work, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float = 60) -> None:
+        """Wait for a burst agent to finish; fail, saying what is wrong with it, if it does not."""
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            problems = self.worker.problems()
+            self.stop()
+            pytest.fail(f"the agent did not finish within {timeout_s} s: {problems}")
+
+    def stop(self) -> None:
+        self.worker.request_stop()
+        self._thread.join(60)
+
+
+def leasing(grid: GridResources, **settings: Any) -> GridResources:
+    """The same grid, with short leases and heartbeats so a test sees several of them."""
+    update = {"lease_duration_s": 3, "heartbeat_interval_s": 0.2, "lease_threshold_s": 0}
+    return GridResources.from_settings(grid.settings.model_copy(update={**update, **settings}))
 
 
 @pytest.fixture
@@ -268,3 +301,153 @@ def test_a_task_past_its_timeout_is_stopped_and_counts_as_a_failed_attempt(
     assert record.state is TaskState.FAILED
     assert [(e.type, e.attempt) for e in record.errors] == [("TaskTimeout", 1), ("TaskTimeout", 2)]
     assert len(marker.read_text().splitlines()) == 2  # both attempts started, both were stopped
+
+
+def test_a_stored_payload_that_is_not_json_fails_its_task_and_the_slot_goes_on(
+    grid: GridResources, grid_settings: GridSettings, session_id: str
+) -> None:
+    # GIVEN a client's stored payload whose bytes match their size and SHA-256 but are not JSON
+    body = b"\x00 not JSON at all"
+    key = f"sessions/{session_id}/payloads/garbage.json"
+    aws.s3(grid_settings.endpoint_url, grid_settings.region).put_object(
+        Bucket=grid_settings.bucket_name, Key=key, Body=body
+    )
+    garbage = StoredData(s3_key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    submission = Submission(
+        session_id=session_id,
+        submission_token="garbage",
+        tasks=[
+            TaskSpec(payload=garbage),
+            TaskSpec(payload=InlineData(inline={"value": 1})),
+            TaskSpec(payload=InlineData(inline={"value": 2})),
+        ],
+    )
+    batch = persist_submission(submission, grid)
+    dispatch_submission(batch, grid)
+    # WHEN one agent with one slot runs them
+    AgentThread(grid, slots=1, burst=True).join()
+    # THEN that task failed for good, saying why, and the slot ran the others
+    records = grid.table.get_records(session_id, batch.task_ids)
+    bad, *good = (records[t] for t in batch.task_ids)
+    assert bad.state is TaskState.FAILED
+    assert [(e.type, e.retryable) for e in bad.errors] == [("PayloadNotJsonError", False)]
+    assert "not JSON" in bad.errors[0].message
+    assert {r.state for r in good} == {TaskState.SUCCEEDED}
+
+
+def test_lone_surrogates_and_overlong_class_names_fail_their_tasks_and_the_slot_goes_on(
+    grid: GridResources, session_id: str
+) -> None:
+    batch = submit(
+        grid,
+        session_id,
+        [{"surrogate_error": 1}, {"long_type": 300}, {"surrogate_result": 1}, {"value": "ok"}],
+        max_attempts=1,
+    )
+    AgentThread(grid, handler=HOSTILE, slots=1, burst=True).join()
+    records = grid.table.get_records(session_id, batch.task_ids)
+    surrogate_error, long_type, surrogate_result, fine = (records[t] for t in batch.task_ids)
+    assert surrogate_error.state is TaskState.FAILED
+    (error,) = surrogate_error.errors
+    assert error.type == "FileNotFoundError"
+    assert "caf\\udce9.txt" in error.message  # escaped, not lost
+    assert long_type.state is TaskState.FAILED
+    assert long_type.errors[0].type == "E" * 256
+    assert surrogate_result.state is TaskState.FAILED
+    assert [(e.type, e.retryable) for e in surrogate_result.errors] == [
+        ("ResultNotSerializable", False)
+    ]
+    assert fine.state is TaskState.SUCCEEDED
+
+
+def test_a_handler_that_cannot_be_reimported_after_a_timeout_fails_liveness_not_the_slot(
+    grid: GridResources,
+    session_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "MAX_SLOT_RESTART_DELAY_S", 0.2)
+    broken, started = tmp_path / "broken", tmp_path / "started"
+    monkeypatch.setenv("HTCGRID_TEST_BROKEN_IMPORT", str(broken))
+    batch = submit(
+        grid,
+        session_id,
+        [{"sleep": 30, "touch": str(started)}, {"value": "after"}],
+        timeout_s=2,
+        max_attempts=1,
+    )
+    agent = AgentThread(grid, handler=HOSTILE, slots=1, prefetch=0, burst=True)
+    try:
+        # GIVEN a task that overruns while its handler's module becomes unimportable
+        wait_for(started.exists, timeout_s=30, what="the first task to start")
+        broken.touch()
+        # THEN the slot cannot restart: the agent says so on its liveness probe
+        wait_for(
+            lambda: any("cannot load the handler" in p for p in agent.worker.problems()),
+            timeout_s=30,
+            what="the slot to report it cannot load the handler",
+        )
+        alive, reason = Probes(agent.worker).alive()
+        assert not alive
+        assert "slot 0 cannot load the handler" in reason
+        # WHEN the handler loads again, the same slot runs the next task
+        broken.unlink()
+        agent.join()
+    finally:
+        broken.unlink(missing_ok=True)
+    records = grid.table.get_records(session_id, batch.task_ids)
+    overrun, after = (records[t] for t in batch.task_ids)
+    assert [e.type for e in overrun.errors] == ["TaskTimeout"]
+    assert after.state is TaskState.SUCCEEDED
+
+
+def test_the_heartbeat_renews_leases_while_its_cancellation_checks_fail(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a long (leased) task, and cancellation checks that keep failing (throttled reads)
+    short_leases = leasing(grid)
+    batch = submit(short_leases, session_id, [{"value": 1, "sleep": 4}], timeout_s=60)
+    (task_id,) = batch.task_ids
+    agent = AgentThread(short_leases, slots=1, burst=True)
+
+    def throttled() -> None:
+        raise RetryableError("task reads still unprocessed (throttled)")
+
+    agent.worker._stop_cancelled = throttled  # type: ignore[method-assign]
+    claimed = wait_for(
+        lambda: grid.table.get_records(session_id, [task_id])[task_id].lease_expires_at,
+        timeout_s=30,
+        what="the task to be claimed",
+    )
+    # THEN its lease is still renewed, beat after beat, and the agent stays healthy
+    wait_for(
+        lambda: (
+            (grid.table.get_records(session_id, [task_id])[task_id].lease_expires_at or 0)
+            > claimed + 1
+        ),
+        timeout_s=10,
+        what="the lease to be renewed",
+    )
+    assert agent.worker.problems() == []
+    agent.join()
+    assert grid.table.get_records(session_id, [task_id])[task_id].state is TaskState.SUCCEEDED
+
+
+# The thread is killed on purpose; pytest would report its SystemExit as a warning.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_heartbeat_thread_fails_liveness(grid: GridResources) -> None:
+    agent = AgentThread(grid, slots=1, long_poll_s=1)
+    try:
+
+        def die() -> None:
+            raise SystemExit  # ends a thread, as nothing a task does can
+
+        agent.worker._extend_due_leases = die  # type: ignore[method-assign]
+        wait_for(
+            lambda: agent.worker.problems() == ["heartbeat thread died"],
+            timeout_s=30,
+            what="the dead heartbeat to be reported",
+        )
+        assert Probes(agent.worker).alive() == (False, "heartbeat thread died")
+    finally:
+        agent.stop()

@@ -44,5 +44,10 @@ class PayloadIntegrityError(HtcGridError):
     """A payload or result read from S3 did not match its recorded size or SHA-256."""
 
 
+class PayloadNotJsonError(PayloadIntegrityError):
+    """A payload or result read from S3 matched its size and SHA-256 but is not JSON (UTF-8):
+    the stored object is not what its writer declared."""
+
+
 class TaskNotFoundError(HtcGridError):
     """No task with that id exists in the session."""

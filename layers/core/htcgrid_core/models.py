@@ -20,6 +20,8 @@ from htcgrid_core.settings import MAX_PRIORITY_LEVELS
 MAX_TASKS_PER_SUBMISSION = 1000
 #: Longest error message kept per attempt, so a task record stays well under DynamoDB's 400 KB.
 MAX_ERROR_MESSAGE_CHARS = 2000
+#: Longest error type (an exception class name) kept per attempt.
+MAX_ERROR_TYPE_CHARS = 256
 #: Longest timeout a task may ask for (12 hours, SQS's longest visibility timeout).
 MAX_TIMEOUT_S = 43200
 
@@ -130,14 +132,37 @@ class SubmissionReceipt(Document):
     task_ids: list[TaskId]
 
 
+def printable_text(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 document can hold: an ``os.fsdecode``d
+    file name, say) escaped as ``\\udcxx``, so it can always be serialised."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class TaskError(Document):
     """Why one attempt failed."""
 
-    type: str = Field(max_length=256, description="Exception class name, e.g. 'ValueError'.")
+    type: str = Field(
+        max_length=MAX_ERROR_TYPE_CHARS, description="Exception class name, e.g. 'ValueError'."
+    )
     message: str = Field(max_length=MAX_ERROR_MESSAGE_CHARS)
     attempt: int = Field(ge=1)
     at: float
     retryable: bool = True
+
+    @classmethod
+    def bounded(
+        cls, *, type: str, message: str, attempt: int, at: float, retryable: bool = True
+    ) -> TaskError:
+        """A TaskError from text a handler controls (its exception's class name and message),
+        made to fit: lone surrogates escaped, the type cut to its limit, and the message cut to
+        its tail (a traceback's last line names the error)."""
+        return cls(
+            type=printable_text(type)[:MAX_ERROR_TYPE_CHARS] or "Error",
+            message=printable_text(message)[-MAX_ERROR_MESSAGE_CHARS:],
+            attempt=attempt,
+            at=at,
+            retryable=retryable,
+        )
 
 
 class TaskRecord(Document):

@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING
 from boto3.s3.transfer import TransferConfig
 from pydantic import JsonValue
 
-from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
+from htcgrid_core.errors import (
+    InvalidSubmissionError,
+    PayloadIntegrityError,
+    PayloadNotJsonError,
+)
 from htcgrid_core.models import Data, InlineData, StoredData
 
 if TYPE_CHECKING:
@@ -88,5 +92,10 @@ class PayloadStore:
                 f"s3://{self._bucket}/{data.s3_key}: expected {data.size} bytes with SHA-256 "
                 f"{data.sha256}, got {len(body)} bytes"
             )
-        value: JsonValue = json.loads(body)
+        try:
+            value: JsonValue = json.loads(body)
+        except ValueError as error:  # JSONDecodeError, or UnicodeDecodeError of the bytes
+            raise PayloadNotJsonError(
+                f"s3://{self._bucket}/{data.s3_key}: {data.size} bytes that are not JSON: {error}"
+            ) from None
         return value

@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,41 @@ def test_a_handler_that_cannot_be_imported_fails_at_start() -> None:
         Slot("no_such_module:handler")
     with pytest.raises(HandlerLoadError, match="module:function"):
         Slot("just_a_name")
+
+
+HOSTILE = "tests.unit.agent.hostile:handler"
+
+
+def test_a_result_holding_a_lone_surrogate_is_a_permanent_failure() -> None:
+    slot = Slot(HOSTILE)
+    try:
+        outcome = run(slot, {"surrogate_result": 1})
+        assert outcome.error_type == "ResultNotSerializable"
+        assert not outcome.retryable
+        assert "surrogate" in outcome.error_message
+    finally:
+        slot.close()
+
+
+def test_a_handler_that_cannot_be_reimported_after_a_timeout_leaves_the_slot_stopped_until_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken"
+    monkeypatch.setenv("HTCGRID_TEST_BROKEN_IMPORT", str(broken))
+    slot = Slot(HOSTILE)
+    try:
+        # GIVEN a task that overruns while its handler's module became unimportable
+        broken.touch()
+        outcome = run(slot, {"sleep": 30}, timeout_s=0.5)
+        # THEN the task still gets its own outcome, and the slot is stopped, saying why
+        assert outcome.error_type == "TaskTimeout"
+        assert not slot.started
+        assert slot.load_failures == 1
+        assert "broken on purpose" in slot.load_error
+        # AND once the handler loads again, the slot starts and runs tasks
+        broken.unlink()
+        assert run(slot, {"value": "after"}).succeeded
+        assert slot.started
+        assert slot.load_failures == 0
+    finally:
+        slot.close()

@@ -84,13 +84,17 @@ def _run(handler: Callable[[Any, Any], Any], payload_json: str, context: TaskCon
             retryable=not _is_permanent(error),
         )
     try:
-        return Outcome(result_json=json.dumps(value, separators=(",", ":"), allow_nan=False))
+        result_json = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        # A lone surrogate (an undecodable file name, say) is not Unicode: no UTF-8 document,
+        # record or notice can carry it. Found here, it fails the task, not the agent.
+        result_json.encode()
     except (TypeError, ValueError) as error:
         return Outcome(
             error_type="ResultNotSerializable",
             error_message=f"the handler returned a value JSON cannot hold: {error}"[:_MAX_MESSAGE],
             retryable=False,
         )
+    return Outcome(result_json=result_json)
 
 
 def _slot_main(handler_spec: str, conn: Connection) -> None:
@@ -119,7 +123,21 @@ class Slot:
     def __init__(self, handler_spec: str) -> None:
         self._spec = handler_spec
         self._context = multiprocessing.get_context("spawn")
-        self._start()
+        #: Consecutive failed starts of the child, and the last one's reason.
+        self.load_failures = 0
+        self.load_error = ""
+        self.started = False
+        self.start()
+
+    def start(self) -> None:
+        """Start the child and import the handler in it; ``HandlerLoadError`` if it cannot."""
+        try:
+            self._start()
+        except HandlerLoadError as error:
+            self.load_failures += 1
+            self.load_error = str(error)
+            raise
+        self.load_failures, self.load_error, self.started = 0, "", True
 
     def _start(self) -> None:
         self._conn, child_conn = self._context.Pipe()
@@ -145,6 +163,7 @@ class Slot:
             raise HandlerLoadError(detail)
 
     def _kill(self) -> None:
+        self.started = False
         self._process.kill()
         self._process.join(5)
         self._conn.close()
@@ -157,7 +176,10 @@ class Slot:
         abort: threading.Event,
     ) -> Outcome:
         """Run the handler on one payload. Past ``timeout_s``, or once ``abort`` is set, the
-        child is killed and replaced."""
+        child is killed and replaced. A stopped slot is started first (``HandlerLoadError`` if
+        it cannot be)."""
+        if not self.started:
+            self.start()
         deadline = time.monotonic() + timeout_s
         try:
             self._conn.send((payload_json, context))
@@ -183,8 +205,14 @@ class Slot:
         )
 
     def _restart(self) -> None:
+        """Replace the child. If the new one cannot load the handler (a slow import under CPU
+        pressure, say), the slot stays stopped: the run that led here still has its outcome,
+        and the agent starts the slot again before its next task."""
         self._kill()
-        self._start()
+        try:
+            self.start()
+        except HandlerLoadError:
+            pass  # recorded in load_failures and load_error, which the agent reads
 
     def close(self) -> None:
         """Stop the child, politely first."""

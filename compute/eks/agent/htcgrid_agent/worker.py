@@ -39,7 +39,8 @@ from htcgrid_agent.metrics import (
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
-from htcgrid_agent.slots import Outcome, Slot
+from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot
+from htcgrid_agent.task_errors import unexpected_outcome
 from htcgrid_core import aws
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
@@ -59,6 +60,12 @@ from htcgrid_core.table import Completion
 
 #: Longest back-off between fetch attempts after AWS errors.
 MAX_RECONNECT_DELAY_S = 30.0
+#: Longest back-off between attempts to restart a slot whose child cannot load the handler.
+MAX_SLOT_RESTART_DELAY_S = 60.0
+#: Failed starts in a row after which a slot counts as dead (liveness fails, the pod restarts).
+SLOT_DEAD_AFTER_LOAD_FAILURES = 3
+#: Errors the agent leaves to the message's redelivery: AWS failed past botocore's retries.
+_AWS_TRANSIENT = (ClientError, BotoCoreError, RetryableError)
 
 
 @dataclass
@@ -129,11 +136,34 @@ class Worker:
         self._fetch_order = FetchOrder(grid.queues.priority_levels, config.starvation_weight)
         #: Monotonic time of the fetch loop's last turn (None before the first): liveness.
         self.last_turn_at: float | None = None
+        self._slots: list[Slot] = []
+        self._slot_threads: list[threading.Thread] = []
+        self._heartbeat_thread: threading.Thread | None = None
 
     @property
     def draining(self) -> bool:
         """Told to stop: takes no more work (readiness)."""
         return self._stopping.is_set()
+
+    def problems(self) -> list[str]:
+        """What keeps this running agent from doing its work (liveness): a slot, heartbeat or
+        reporter thread that died, or a slot whose child keeps failing to load the handler.
+        Empty while draining, when threads end on purpose."""
+        if self._stopping.is_set():
+            return []
+        found = [
+            f"slot {i} thread died" for i, t in enumerate(self._slot_threads) if not t.is_alive()
+        ]
+        found += [
+            f"slot {i} cannot load the handler ({slot.load_error})"
+            for i, slot in enumerate(self._slots)
+            if slot.load_failures >= SLOT_DEAD_AFTER_LOAD_FAILURES
+        ]
+        if self._heartbeat_thread is not None and not self._heartbeat_thread.is_alive():
+            found.append("heartbeat thread died")
+        if self._reporter.started and not self._reporter.alive:
+            found.append("reporter thread died")
+        return found
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -161,13 +191,14 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        slots = [Slot(self.config.handler) for _ in range(self.config.slots)]
+        self._slots = slots = [Slot(self.config.handler) for _ in range(self.config.slots)]
         self._reporter.start()
-        slot_threads = [
+        self._slot_threads = slot_threads = [
             threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)
             for i, slot in enumerate(slots)
         ]
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        self._heartbeat_thread = heartbeat
         for thread in [*slot_threads, heartbeat]:
             thread.start()
         logger.info("agent started", extra={"slots": self.config.slots})
@@ -337,7 +368,24 @@ class Worker:
     # -- one slot -------------------------------------------------------------------------------
 
     def _drive(self, slot: Slot) -> None:
+        """A slot's thread, for the agent's lifetime: whatever a task does, the slot goes on."""
+        restart_at = 0.0
         while True:
+            if not slot.started:
+                # Its child could not load the handler after a crash or timeout: take no task
+                # until it can (other slots take them; liveness fails if it never can).
+                if self._stopping.is_set():
+                    return
+                if time.monotonic() < restart_at:
+                    self._stopping.wait(min(1.0, restart_at - time.monotonic()))
+                    continue
+                try:
+                    slot.start()
+                except HandlerLoadError as error:
+                    delay = min(MAX_SLOT_RESTART_DELAY_S, 2.0**slot.load_failures)
+                    restart_at = time.monotonic() + delay
+                    logger.error("slot cannot load the handler", extra={"error": str(error)})
+                continue
             try:
                 queued = self._buffer.get(timeout=0.2)
             except queue.Empty:
@@ -352,10 +400,17 @@ class Worker:
                     continue
                 with BUSY_SLOTS.track_inprogress():
                     self._process(slot, queued.task)
-            except (ClientError, BotoCoreError, RetryableError) as error:
+            except _AWS_TRANSIENT as error:
                 # AWS failed past botocore's retries: leave the message; it comes back after
                 # its visibility timeout and the conditional writes make the retry safe.
                 logger.error("task not reported", extra={"error": str(error)})
+            except Exception:
+                # Catch-all on purpose: _process records any failure a task causes, so what
+                # reaches here is a bug of the agent's own; the message comes back after its
+                # visibility timeout (and reaches the DLQ if it always fails), and this slot,
+                # with every message the agent holds, must go on (a dead slot thread stops
+                # the agent taking work while it still looks alive).
+                logger.exception("task not processed")
             finally:
                 self._release_slot(processed=True)
 
@@ -382,35 +437,49 @@ class Worker:
         with self._leases_lock:
             self._running[message.task_id] = running
         try:
-            try:
-                outcome = self._run_handler(slot, message, running)
-            except PayloadIntegrityError as error:
-                # The stored payload is not the one submitted: no retry can fix that.
-                outcome = Outcome(
-                    error_type=type(error).__name__, error_message=str(error), retryable=False
-                )
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                    raise
-                outcome = Outcome(
-                    error_type="PayloadMissing",
-                    error_message=f"the task's payload is gone from S3: {error}",
-                    retryable=False,
-                )
-            if outcome.aborted and running.reason == "cancelled":
-                TASKS.labels("cancelled").inc()
-                self._acknowledge_cancelled(task, message)
-                return
-            if outcome.aborted:
-                self._hand_back_held(task, completion)
-                return
-            timings = AttemptTimings(task.sent_at, task.received_at, running.started_at)
-            START_DELAY_SECONDS.observe(max(0.0, running.started_at - task.received_at))
-            self._record(task, message, completion, outcome, timings)
+            self._run_and_record(slot, task, completion, running)
+        except _AWS_TRANSIENT:
+            raise
+        except Exception as error:
+            # Catch-all on purpose: whatever else processing a task raises (a stored payload
+            # that is not JSON, a result no document can carry, a bug) is this attempt's
+            # failure, recorded with its cause; the slot goes on with the next task.
+            logger.exception("task failed in the agent", extra={"task_id": message.task_id})
+            self._record(task, message, completion, unexpected_outcome(error))
         finally:
             with self._leases_lock:
                 self._leases.pop(message.task_id, None)
                 self._running.pop(message.task_id, None)
+
+    def _run_and_record(
+        self, slot: Slot, task: ReceivedTask, completion: Completion, running: _Running
+    ) -> None:
+        message = running.message
+        try:
+            outcome = self._run_handler(slot, message, running)
+        except PayloadIntegrityError as error:
+            # The stored payload is not the one submitted: no retry can fix that.
+            outcome = Outcome(
+                error_type=type(error).__name__, error_message=str(error), retryable=False
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            outcome = Outcome(
+                error_type="PayloadMissing",
+                error_message=f"the task's payload is gone from S3: {error}",
+                retryable=False,
+            )
+        if outcome.aborted and running.reason == "cancelled":
+            TASKS.labels("cancelled").inc()
+            self._acknowledge_cancelled(task, message)
+            return
+        if outcome.aborted:
+            self._hand_back_held(task, completion)
+            return
+        timings = AttemptTimings(task.sent_at, task.received_at, running.started_at)
+        START_DELAY_SECONDS.observe(max(0.0, running.started_at - task.received_at))
+        self._record(task, message, completion, outcome, timings)
 
     def _claim(self, task: ReceivedTask, message: TaskMessage, lease_token: str) -> bool:
         now = time.time()
@@ -582,7 +651,7 @@ class Worker:
             attempt=message.attempt,
             max_attempts=message.max_attempts,
             lease_token=completion.lease_token,
-            error=TaskError(
+            error=TaskError.bounded(
                 type=outcome.error_type or "Error",
                 message=outcome.error_message,
                 attempt=message.attempt,
@@ -611,17 +680,27 @@ class Worker:
         while not self._heartbeat_stop.wait(interval):
             try:
                 self._stop_cancelled()
-            except (ClientError, BotoCoreError) as error:
+            except Exception as error:
+                # Catch-all on purpose: a cancellation check that fails (throttled reads
+                # raise RetryableError) is tried again next beat; the leases below must still
+                # be renewed, or every long task this agent runs is lost.
                 logger.warning("cancellation check failed", extra={"error": str(error)})
-            due = time.monotonic() - self.grid.settings.lease_duration_s / 3
-            with self._leases_lock:
-                leases = [
-                    lease
-                    for lease in self._leases.values()
-                    if not lease.lost and lease.extended_at <= due
-                ]
-            for lease in leases:
-                self._extend(lease)
+            try:
+                self._extend_due_leases()
+            except Exception:
+                # Catch-all on purpose: whatever one beat meets, the next one must come.
+                logger.exception("heartbeat failed")
+
+    def _extend_due_leases(self) -> None:
+        due = time.monotonic() - self.grid.settings.lease_duration_s / 3
+        with self._leases_lock:
+            leases = [
+                lease
+                for lease in self._leases.values()
+                if not lease.lost and lease.extended_at <= due
+            ]
+        for lease in leases:
+            self._extend(lease)
 
     def _stop_cancelled(self) -> None:
         """Halt the handlers of running tasks whose session or task was cancelled."""
@@ -660,5 +739,5 @@ class Worker:
                 # Its result could never be recorded now: stop spending compute on it.
                 cancelled = current is not None and current.state is TaskState.CANCELLED
                 running.halt("cancelled" if cancelled else "abort")
-        except (ClientError, BotoCoreError) as error:
+        except _AWS_TRANSIENT as error:
             logger.warning("heartbeat failed", extra={"error": str(error)})

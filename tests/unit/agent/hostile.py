@@ -1,0 +1,37 @@
+"""A handler that does what hostile or broken tasks do, for the agent's tests.
+
+{"touch": path}           -> appends a line to ``path`` first (how tests see a task start)
+{"sleep": s}              -> sleeps first
+{"surrogate_result": 1}   -> returns text holding a lone surrogate (no UTF-8 document can)
+{"surrogate_error": 1}    -> raises an error whose message holds a lone surrogate
+{"long_type": n}          -> raises an exception whose class name is ``n`` characters long
+{"value": v}              -> returns {"value": v}
+
+Importing it fails while the file named by HTCGRID_TEST_BROKEN_IMPORT exists: a handler that
+cannot be re-imported after a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+_BROKEN_IMPORT = os.environ.get("HTCGRID_TEST_BROKEN_IMPORT")
+if _BROKEN_IMPORT and os.path.exists(_BROKEN_IMPORT):
+    raise ImportError(f"broken on purpose while {_BROKEN_IMPORT} exists")
+
+
+def handler(event: dict[str, Any], context: Any) -> Any:
+    if event.get("touch"):
+        with open(event["touch"], "a", encoding="utf-8") as marker:
+            marker.write(f"{context.aws_request_id} {context.attempt}\n")
+    if event.get("sleep"):
+        time.sleep(float(event["sleep"]))
+    if event.get("surrogate_result"):
+        return {"name": "caf\udce9.txt"}
+    if event.get("surrogate_error"):
+        raise FileNotFoundError("no such file: caf\udce9.txt")
+    if event.get("long_type"):
+        raise type("E" * int(event["long_type"]), (Exception,), {})("a very long class name")
+    return {"value": event.get("value")}
