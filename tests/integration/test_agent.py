@@ -451,3 +451,23 @@ def test_a_dead_heartbeat_thread_fails_liveness(grid: GridResources) -> None:
         assert Probes(agent.worker).alive() == (False, "heartbeat thread died")
     finally:
         agent.stop()
+
+
+def test_a_late_duplicate_run_never_replaces_the_recorded_stored_result(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a task whose result goes to S3 and differs on every run, run and recorded once
+    batch = persist(grid, session_id, [{"random": 40_000}])
+    (task_id,) = batch.task_ids
+    dispatch_submission(batch, grid)
+    AgentThread(grid, handler=HOSTILE, slots=1, burst=True).join()
+    recorded = grid.table.get_records(session_id, [task_id])[task_id].result
+    assert isinstance(recorded, StoredData)
+    value = grid.payloads.decode(recorded)
+    # WHEN a duplicate of its message runs it again (its own result is rejected)
+    dispatch_submission(batch, grid)
+    AgentThread(grid, handler=HOSTILE, slots=1, burst=True).join()
+    # THEN the recorded result still reads back, unchanged and intact
+    assert grid.table.get_records(session_id, [task_id])[task_id].result == recorded
+    assert grid.payloads.decode(recorded) == value
+    assert recorded.s3_key.startswith(f"sessions/{session_id}/results/{task_id}/1-")

@@ -41,8 +41,12 @@ def payload_key(session_id: str, task_id: str) -> str:
     return f"{session_prefix(session_id)}payloads/{task_id}.json"
 
 
-def result_key(session_id: str, task_id: str) -> str:
-    return f"{session_prefix(session_id)}results/{task_id}.json"
+def result_key(session_id: str, task_id: str, attempt: int, execution: str) -> str:
+    """Where one execution of an attempt stores its result. A task may run more than once (a
+    duplicate delivery, a late worker), and every run uploads before it knows whether its
+    record will win: a key of its own means no run can replace the object a recorded result
+    names, and the record references only the winner's."""
+    return f"{session_prefix(session_id)}results/{task_id}/{attempt}-{execution}.json"
 
 
 def to_json_bytes(value: JsonValue, *, what: str) -> bytes:

@@ -5,6 +5,7 @@
 {"surrogate_result": 1}   -> returns text holding a lone surrogate (no UTF-8 document can)
 {"surrogate_error": 1}    -> raises an error whose message holds a lone surrogate
 {"long_type": n}          -> raises an exception whose class name is ``n`` characters long
+{"random": n}             -> returns n hex digits of fresh randomness (every run differs)
 {"value": v}              -> returns {"value": v}
 
 Importing it fails while the file named by HTCGRID_TEST_BROKEN_IMPORT exists: a handler that
@@ -34,4 +35,6 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         raise FileNotFoundError("no such file: caf\udce9.txt")
     if event.get("long_type"):
         raise type("E" * int(event["long_type"]), (Exception,), {})("a very long class name")
+    if event.get("random"):
+        return {"random": os.urandom(int(event["random"]) // 2).hex()}
     return {"value": event.get("value")}

@@ -601,7 +601,11 @@ class Worker:
             if outcome.succeeded and outcome.result_json is not None:
                 result = self.grid.payloads.encode(
                     json.loads(outcome.result_json),
-                    result_key(message.session_id, message.task_id),
+                    # A key of this execution's own: a duplicate or late run of the attempt
+                    # can never replace the object a recorded result names.
+                    result_key(
+                        message.session_id, message.task_id, message.attempt, uuid.uuid4().hex
+                    ),
                     what="result",
                 )
                 table.record_success(completion, result, now)
