@@ -471,3 +471,25 @@ def test_a_late_duplicate_run_never_replaces_the_recorded_stored_result(
     assert grid.table.get_records(session_id, [task_id])[task_id].result == recorded
     assert grid.payloads.decode(recorded) == value
     assert recorded.s3_key.startswith(f"sessions/{session_id}/results/{task_id}/1-")
+
+
+def test_held_messages_stay_hidden_past_the_queues_visibility_timeout(
+    grid: GridResources, grid_settings: GridSettings, session_id: str, tmp_path: Path
+) -> None:
+    # GIVEN task queues whose messages hide for 3 s, and short (unleased) tasks of 1.5 s each
+    sqs = aws.sqs(grid_settings.endpoint_url, grid_settings.region)
+    for priority in range(grid.queues.priority_levels):
+        sqs.set_queue_attributes(
+            QueueUrl=grid.queues.task_queue_url(priority), Attributes={"VisibilityTimeout": "3"}
+        )
+    fast_beats = leasing(grid, lease_threshold_s=None)
+    runs = tmp_path / "runs"
+    batch = submit(
+        fast_beats, session_id, [{"sleep": 1.5, "touch": str(runs)} for _ in range(4)], timeout_s=2
+    )
+    # WHEN one slot takes them all at once, so the last waits 4.5 s for it
+    AgentThread(fast_beats, handler=HOSTILE, slots=1, prefetch=3, burst=True).join()
+    # THEN no message came back to run a second time
+    assert set(states(grid, session_id, batch.task_ids).values()) == {TaskState.SUCCEEDED}
+    started = runs.read_text().split()[::2]
+    assert sorted(started) == sorted(batch.task_ids)

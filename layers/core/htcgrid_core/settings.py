@@ -43,12 +43,14 @@ class GridSettings(BaseSettings):
             "that are a third spent): a cancelled task stops within this long."
         ),
     )
-    lease_threshold_s: int = Field(
-        default=240,
+    lease_threshold_s: int | None = Field(
+        default=None,
         ge=0,
         description=(
             "Tasks whose timeout is at most this run without a lease write: the message's "
-            "visibility timeout covers them. Longer tasks always take a lease."
+            "visibility (which the agent's heartbeat extends) covers them. Longer tasks always "
+            "take a lease. Unset: four fifths of the task queues' visibility timeout (240 s of "
+            "the template's 300 s); set, it must be below that timeout."
         ),
     )
     default_timeout_s: int = Field(default=60, ge=1, le=43200)
@@ -105,6 +107,21 @@ class GridSettings(BaseSettings):
         if self.default_priority is not None:
             return self.default_priority
         return (self.priority_levels - 1) // 2
+
+    def lease_threshold_for(self, visibility_timeout_s: int) -> int:
+        """The lease threshold with task queues whose visibility timeout is
+        ``visibility_timeout_s``: the configured one, else four fifths of the timeout, so an
+        unleased task's whole run fits in one visibility period even before any extension."""
+        if self.lease_threshold_s is None:
+            return visibility_timeout_s * 4 // 5
+        if self.lease_threshold_s >= visibility_timeout_s:
+            raise ValueError(
+                f"HTCGRID_LEASE_THRESHOLD_S is {self.lease_threshold_s} s: it must be below the "
+                f"task queues' visibility timeout ({visibility_timeout_s} s, the stack's "
+                "TaskVisibilityTimeoutSeconds), or a task without a lease outlives its message's "
+                "visibility. Lower it, or unset it to use four fifths of the timeout."
+            )
+        return self.lease_threshold_s
 
     def as_environment(self) -> dict[str, str]:
         """These settings as the ``HTCGRID_*`` variables that recreate them in another process

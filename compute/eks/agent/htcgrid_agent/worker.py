@@ -78,6 +78,17 @@ class _Lease:
 
 
 @dataclass
+class _Held:
+    """A received message this agent holds (buffered or running) and when SQS would let
+    another agent receive it (monotonic time)."""
+
+    task: ReceivedTask
+    visible_at: float
+    #: Claimed with a lease: its visibility follows the lease (``_extend``), not this record.
+    leased: bool = False
+
+
+@dataclass
 class _Running:
     """A task whose handler is running, and how to stop it."""
 
@@ -122,6 +133,12 @@ class Worker:
         self._fetcher_waiting = False
         self._leases: dict[str, _Lease] = {}
         self._running: dict[str, _Running] = {}
+        #: Every message held, by receipt handle: the heartbeat keeps each one hidden.
+        self._held_messages: dict[str, _Held] = {}
+        #: The task queues' visibility timeout and the lease threshold it implies (read from
+        #: the queues when the agent starts).
+        self._visibility_s = 0
+        self._lease_threshold_s = 0
         self._sessions = SessionWatch(grid.table, grid.settings.heartbeat_interval_s)
         self._leases_lock = threading.Lock()
         self._reporter = Reporter(
@@ -191,6 +208,12 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+        queues = self.grid.queues
+        # The shortest, if an operator changed one queue's: every message must stay covered.
+        self._visibility_s = min(
+            queues.visibility_timeout(p) for p in range(queues.priority_levels)
+        )
+        self._lease_threshold_s = self.grid.settings.lease_threshold_for(self._visibility_s)
         self._slots = slots = [Slot(self.config.handler) for _ in range(self.config.slots)]
         self._reporter.start()
         self._slot_threads = slot_threads = [
@@ -323,6 +346,12 @@ class Worker:
         self._fetch_order.served({t.message.priority for t in received if t.message})
         with self._held_changed:
             self._held += len(received)
+        # SQS started each message's visibility clock when it answered the receive.
+        clock_skew = time.monotonic() - time.time()
+        with self._leases_lock:
+            for task in received:
+                visible_at = task.received_at + clock_skew + self._visibility_s
+                self._held_messages[task.receipt_handle] = _Held(task, visible_at)
         for task in received:
             if task.receive_count == 1 and task.sent_at:  # a redelivery waited for other reasons
                 QUEUE_WAIT_SECONDS.observe(max(0.0, task.received_at - task.sent_at))
@@ -341,6 +370,7 @@ class Worker:
             except queue.Empty:
                 return
             self._hand_back(queued.task)
+            self._forget(queued.task)
             self._release_slot()
 
     def _hand_back(self, task: ReceivedTask) -> None:
@@ -349,6 +379,11 @@ class Worker:
         except (ClientError, BotoCoreError) as error:
             # It comes back by itself when its visibility timeout ends.
             logger.warning("hand-back failed", extra={"error": str(error)})
+
+    def _forget(self, task: ReceivedTask) -> None:
+        """The message is no longer held (acknowledged, handed back or left to come back)."""
+        with self._leases_lock:
+            self._held_messages.pop(task.receipt_handle, None)
 
     def _release_slot(self, processed: bool = False) -> None:
         with self._held_changed:
@@ -412,6 +447,7 @@ class Worker:
                 # the agent taking work while it still looks alive).
                 logger.exception("task not processed")
             finally:
+                self._forget(queued.task)
                 self._release_slot(processed=True)
 
     def _process(self, slot: Slot, task: ReceivedTask) -> None:
@@ -428,7 +464,7 @@ class Worker:
             self._acknowledge_cancelled(task, message)
             return
         lease_token: str | None = None
-        if message.timeout_s > self.grid.settings.lease_threshold_s:
+        if message.timeout_s > self._lease_threshold_s:
             lease_token = uuid.uuid4().hex
             if not self._claim(task, message, lease_token):
                 return
@@ -511,6 +547,9 @@ class Worker:
         completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
         with self._leases_lock:
             self._leases[message.task_id] = _Lease(completion, task.queue_url, task.receipt_handle)
+            held = self._held_messages.get(task.receipt_handle)
+            if held is not None:
+                held.leased = True
         # From now on the message's visibility follows the lease (heartbeats extend both): if
         # this worker dies, the reaper retries the task and the message, stale by then, comes
         # back within two lease durations to be cleared, not after the queue's long timeout.
@@ -691,6 +730,7 @@ class Worker:
                 logger.warning("cancellation check failed", extra={"error": str(error)})
             try:
                 self._extend_due_leases()
+                self._extend_held_messages()
             except Exception:
                 # Catch-all on purpose: whatever one beat meets, the next one must come.
                 logger.exception("heartbeat failed")
@@ -705,6 +745,39 @@ class Worker:
             ]
         for lease in leases:
             self._extend(lease)
+
+    def _extend_held_messages(self) -> None:
+        """Keep every held message without a lease hidden (buffered ones too: their clock runs
+        from the receive), once a third of its visibility is spent. Else a task that waited
+        for a slot, or runs close to its timeout, is received and run again by another agent."""
+        now = time.monotonic()
+        timeout = self._visibility_s
+        with self._leases_lock:
+            due = [
+                held
+                for held in self._held_messages.values()
+                if not held.leased and held.visible_at - now < timeout * 2 / 3
+            ]
+        by_queue: dict[str, list[_Held]] = {}
+        for held in due:
+            by_queue.setdefault(held.task.queue_url, []).append(held)
+        for queue_url, batch in by_queue.items():
+            try:
+                refused = set(
+                    self.grid.queues.extend_visibility(
+                        queue_url, [held.task.receipt_handle for held in batch], timeout
+                    )
+                )
+            except _AWS_TRANSIENT as error:
+                logger.warning("visibility not extended", extra={"error": str(error)})
+                continue  # the next beat tries again
+            for held in batch:
+                if held.task.receipt_handle in refused:
+                    # Finished meanwhile, or already visible again: tried again next beat while
+                    # held; a copy run elsewhere is a harmless duplicate.
+                    logger.warning("visibility not extended", extra={"queue": queue_url})
+                else:
+                    held.visible_at = now + timeout
 
     def _stop_cancelled(self) -> None:
         """Halt the handlers of running tasks whose session or task was cancelled."""
