@@ -28,6 +28,7 @@ from htcgrid_core.models import (
     ResultNotice,
     StoredData,
     Submission,
+    TaskMessage,
     TaskSpec,
     TaskState,
 )
@@ -493,3 +494,58 @@ def test_held_messages_stay_hidden_past_the_queues_visibility_timeout(
     assert set(states(grid, session_id, batch.task_ids).values()) == {TaskState.SUCCEEDED}
     started = runs.read_text().split()[::2]
     assert sorted(started) == sorted(batch.task_ids)
+
+
+def waiting_messages(grid_settings: GridSettings, url: str) -> dict[str, int]:
+    """The task messages waiting in a queue: each one's task id and receive count so far."""
+    sqs = aws.sqs(grid_settings.endpoint_url, grid_settings.region)
+    found: dict[str, int] = {}
+    while messages := sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,  # the queues long-poll 20 s by default
+        VisibilityTimeout=60,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+    ).get("Messages", []):
+        for message in messages:
+            task_id = TaskMessage.model_validate_json(message["Body"]).task_id
+            found[task_id] = int(message["Attributes"]["ApproximateReceiveCount"])
+    return found
+
+
+def test_messages_handed_back_on_scale_in_keep_their_receive_count(
+    grid: GridResources, grid_settings: GridSettings, session_id: str, tmp_path: Path
+) -> None:
+    # GIVEN an agent holding three tasks: one running, two waiting for its one slot
+    runs = tmp_path / "runs"
+    batch = submit(grid, session_id, [{"sleep": 1, "touch": str(runs)} for _ in range(3)])
+    url = grid.queues.task_queue_url(1)
+    agent = AgentThread(grid, handler=HOSTILE, slots=1, prefetch=2)
+    wait_for(lambda: grid.queues.depth(url) == (0, 3), timeout_s=30, what="3 messages held")
+    wait_for(runs.exists, timeout_s=30, what="the first task to start")
+    # WHEN it is scaled in (the first SIGTERM)
+    agent.stop()
+    # THEN the two it never started wait for other agents, as never received
+    (ran,) = runs.read_text().split()[::2]
+    left = waiting_messages(grid_settings, url)
+    assert sorted(left) == sorted(set(batch.task_ids) - {ran})
+    assert set(left.values()) == {1}  # this receive is their first
+
+
+def test_a_task_handed_back_by_an_abort_keeps_its_receive_count_and_its_attempt(
+    grid: GridResources, grid_settings: GridSettings, session_id: str, tmp_path: Path
+) -> None:
+    # GIVEN a long (leased) task running
+    runs = tmp_path / "runs"
+    batch = submit(grid, session_id, [{"sleep": 60, "touch": str(runs)}], timeout_s=600)
+    (task_id,) = batch.task_ids
+    agent = AgentThread(grid, handler=HOSTILE, slots=1, prefetch=0)
+    wait_for(runs.exists, timeout_s=30, what="the task to start")
+    # WHEN the agent is told to stop, then to abort (the preStop hook's two signals)
+    agent.worker.request_stop()
+    agent.stop()
+    # THEN the task is back to PENDING at the same attempt, its lease released, and its
+    # message waits for another agent as never received
+    record = grid.table.get_records(session_id, [task_id])[task_id]
+    assert (record.state, record.attempt, record.lease_token) == (TaskState.PENDING, 1, None)
+    assert waiting_messages(grid_settings, grid.queues.task_queue_url(1)) == {task_id: 1}

@@ -258,8 +258,7 @@ class Worker:
                         continue
                     delay = 0.5
                     if self._stopping.is_set():
-                        for task in received:  # arrived during shutdown: not ours to run
-                            self._hand_back(task)
+                        self._hand_back(received)  # arrived during shutdown: not ours to run
                         break
                     if received:
                         self._last_work = time.monotonic()
@@ -268,8 +267,7 @@ class Worker:
                         break
             finally:
                 # Long polls still waiting may yet bring messages: those go straight back.
-                for task in self._collect_long_polls(block_for_all=True):
-                    self._hand_back(task)
+                self._hand_back(self._collect_long_polls(block_for_all=True))
 
     def _should_stop_idle(self) -> bool:
         if self.config.burst:
@@ -364,16 +362,46 @@ class Worker:
 
     def _hand_back_buffered(self) -> None:
         """Messages received but not started go straight back to their queue for others."""
+        tasks: list[ReceivedTask] = []
         while True:
             try:
-                queued = self._buffer.get_nowait()
+                tasks.append(self._buffer.get_nowait().task)
             except queue.Empty:
-                return
-            self._hand_back(queued.task)
-            self._forget(queued.task)
+                break
+        self._hand_back(tasks)
+        for task in tasks:
+            self._forget(task)
             self._release_slot()
 
-    def _hand_back(self, task: ReceivedTask) -> None:
+    def _hand_back(self, tasks: list[ReceivedTask]) -> None:
+        """Give back messages this agent will not run through no fault of theirs (it is
+        stopping, or aborting a run): a fresh copy of each is sent and the received one
+        deleted, batched per queue. Making the received one visible again would spend one of
+        the receives after which SQS dead-letters it, and a long task on agents scaled in five
+        times would end FAILED (DeadLettered) without ever failing."""
+        by_queue: dict[str, list[ReceivedTask]] = {}
+        for task in tasks:
+            if task.message is None:  # not a task: its own fault, so on its way to the DLQ
+                self._make_visible(task)
+            else:
+                by_queue.setdefault(task.queue_url, []).append(task)
+        for queue_url, batch in by_queue.items():
+            try:
+                self.grid.queues.send_bodies(queue_url, [task.body for task in batch])
+            except _AWS_TRANSIENT as error:
+                logger.warning("hand-back copies not sent", extra={"error": str(error)})
+                for task in batch:  # as they are, then: spending a receive, losing nothing
+                    self._make_visible(task)
+                continue
+            try:
+                self.grid.queues.delete(queue_url, [task.receipt_handle for task in batch])
+            except (ClientError, BotoCoreError) as error:
+                # The received copies come back after their visibility timeout: duplicates,
+                # which the conditional writes make harmless.
+                logger.warning("handed-back messages not deleted", extra={"error": str(error)})
+
+    def _make_visible(self, task: ReceivedTask) -> None:
+        """Put a received message back as it is, visible at once (its receive counts)."""
         try:
             self.grid.queues.change_visibility(task.queue_url, task.receipt_handle, 0)
         except (ClientError, BotoCoreError) as error:
@@ -431,7 +459,7 @@ class Worker:
                 self._wake_fetcher_if_due()
             try:
                 if self._stopping.is_set():
-                    self._hand_back(queued.task)
+                    self._hand_back([queued.task])
                     continue
                 with BUSY_SLOTS.track_inprogress():
                     self._process(slot, queued.task)
@@ -454,10 +482,10 @@ class Worker:
         """Run one received message through claim, handler, record and report."""
         message = task.message
         if message is None:
-            # Not a task: hand it straight back so it reaches the DLQ after its receive count.
+            # Not a task: put it straight back, spending a receive, so it reaches the DLQ.
             logger.error("not a task message", extra={"problem": task.problem})
             TASKS.labels("poison").inc()
-            self._hand_back(task)
+            self._make_visible(task)
             return
         if self._cancelled_before_start(message):
             TASKS.labels("cancelled").inc()
@@ -706,13 +734,14 @@ class Worker:
             self._reporter.finished(task.queue_url, task.receipt_handle, None)
 
     def _hand_back_held(self, task: ReceivedTask, completion: Completion) -> None:
-        """Abort path: give a running task back, lease released, message visible again."""
+        """Abort path: give a running task back, lease released, a fresh copy of its message
+        queued for another agent."""
         if completion.lease_token is not None:
             try:
                 self.grid.table.release(completion)
             except TransitionRejected:
                 pass  # the lease was already lost: whoever holds the task now decides
-        self._hand_back(task)
+        self._hand_back([task])
 
     # -- leases -------------------------------------------------------------------------------
 
