@@ -1,6 +1,9 @@
 """Slots run the handler in a child process: results, errors, timeouts and crashes."""
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -8,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from htcgrid_agent.__main__ import parse_args
 from htcgrid_agent.context import TaskContext
-from htcgrid_agent.slots import HandlerLoadError, Slot
+from htcgrid_agent.slots import CREDENTIAL_VARIABLES, HandlerLoadError, Slot, handler_environment
 
 HANDLER = "htcgrid_examples.scripted:handler"
 
@@ -132,3 +136,70 @@ def test_a_handler_that_cannot_be_reimported_after_a_timeout_leaves_the_slot_sto
         assert slot.load_failures == 0
     finally:
         slot.close()
+
+
+def test_handlers_run_without_the_agents_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an agent with credentials in its environment, as Pod Identity and IRSA give them
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/token")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/agent")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks/token")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    slot = Slot(HOSTILE)
+    try:
+        # WHEN its handler looks for them
+        found = json.loads(run(slot, {"environment": 1}).result_json)
+    finally:
+        slot.close()
+    # THEN neither its environment (as it started) nor an AWS SDK finds any
+    assert not set(found["aws_variables"]) & CREDENTIAL_VARIABLES
+    assert {"AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED"} <= set(found["aws_variables"])
+    assert not found["initial_environment_has_keys"]
+    assert not found["sdk_credentials"]
+
+
+def test_an_agent_option_passes_its_credentials_on_to_handlers() -> None:
+    slot = Slot(HOSTILE, handler_environment(os.environ, with_credentials=True))
+    try:
+        found = json.loads(run(slot, {"environment": 1}).result_json)
+    finally:
+        slot.close()
+    assert "AWS_SECRET_ACCESS_KEY" in found["aws_variables"]
+    assert found["sdk_credentials"]
+    assert parse_args(["--handler", "m:f", "--handler-credentials"]).handler_credentials
+    assert not parse_args(["--handler", "m:f"]).handler_credentials
+
+
+def test_the_environment_without_credentials_keeps_everything_else() -> None:
+    environ = {name: "x" for name in CREDENTIAL_VARIABLES} | {"HOME": "/tmp", "AWS_REGION": "r"}
+    assert handler_environment(environ) == {
+        "HOME": "/tmp",
+        "AWS_REGION": "r",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    assert handler_environment(environ, with_credentials=True) == environ
+
+
+def test_what_handler_code_sends_the_agent_is_never_unpickled(tmp_path: Path) -> None:
+    # GIVEN handler code that writes a pickle to its slot's socket, which would run code
+    # in the agent (and its credentials) if the agent unpickled it
+    target = tmp_path / "made-by-the-agent"
+    slot = Slot(HOSTILE)
+    try:
+        outcome = run(slot, {"pickle_to_agent": str(target)}, timeout_s=10)
+    finally:
+        slot.close()
+    # THEN the agent takes it for a broken child, and ran nothing
+    assert outcome.error_type == "HandlerCrashed"
+    assert not target.exists()
+
+
+def test_the_agent_can_make_its_memory_unreadable_to_its_handlers() -> None:
+    code = (
+        "from htcgrid_agent.process import protect_memory, is_memory_protected as p;"
+        "before = p(); protect_memory(); print(before, p())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

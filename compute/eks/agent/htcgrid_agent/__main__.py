@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.health import HealthServer, Probes
+from htcgrid_agent.process import protect_memory
 from htcgrid_agent.slots import HandlerLoadError
 from htcgrid_agent.worker import Worker
 from htcgrid_core.resources import get_resources
@@ -72,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         default=None,
         help="serve /healthz (alive) and /readyz (taking work) on this port",
     )
+    parser.add_argument(
+        "--handler-credentials",
+        action="store_true",
+        default=os.environ.get("HTCGRID_HANDLER_CREDENTIALS", "").lower() in ("1", "true"),
+        help="pass the agent's AWS credentials on to handlers (default: handlers get none)",
+    )
     parser.add_argument("--name", default=defaults.name, help="agent name in logs and contexts")
     args = parser.parse_args(argv)
     if not args.handler:
@@ -91,12 +98,17 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         long_poll_s=args.long_poll,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
+        handler_credentials=args.handler_credentials,
         name=args.name,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    if not config.handler_credentials:
+        # Handlers run as the agent's user: keep them out of its memory, which holds the
+        # credentials it withholds from them (``process.protect_memory``).
+        protect_memory()
     if config.metrics_port is not None:
         start_http_server(config.metrics_port)
     worker = Worker(config, get_resources())

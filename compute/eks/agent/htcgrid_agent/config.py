@@ -34,6 +34,9 @@ class AgentConfig:
     flush_interval_s: float = 0.25
     #: Memory reported to handlers by ``context.memory_limit_in_mb``.
     memory_limit_mb: int = 1024
+    #: Pass the agent's AWS credentials (its environment's keys, profile, Pod Identity or IRSA
+    #: variables) on to handlers. Off: handlers run without them (``slots.handler_environment``).
+    handler_credentials: bool = False
     #: Serve Prometheus metrics on this port (None: off).
     metrics_port: int | None = None
     #: Serve /healthz (liveness) and /readyz (readiness) on this port (None: off).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import queue
 import signal
 import threading
@@ -39,7 +40,7 @@ from htcgrid_agent.metrics import (
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
-from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot
+from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot, handler_environment
 from htcgrid_agent.task_errors import unexpected_outcome
 from htcgrid_core import aws
 from htcgrid_core.counters import SessionCounters
@@ -214,7 +215,12 @@ class Worker:
             queues.visibility_timeout(p) for p in range(queues.priority_levels)
         )
         self._lease_threshold_s = self.grid.settings.lease_threshold_for(self._visibility_s)
-        self._slots = slots = [Slot(self.config.handler) for _ in range(self.config.slots)]
+        environment = handler_environment(
+            os.environ, with_credentials=self.config.handler_credentials
+        )
+        self._slots = slots = [
+            Slot(self.config.handler, environment) for _ in range(self.config.slots)
+        ]
         self._reporter.start()
         self._slot_threads = slot_threads = [
             threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)

@@ -1,0 +1,102 @@
+"""The child end of a slot: imports the handler once, then runs task after task.
+
+Started by ``slots.Slot`` as ``python -c ...serve(fd)`` with the socket it talks over. Frames
+are JSON (and raw JSON text for payloads and results) in both directions: the agent never
+unpickles what this process, which runs handler code, sends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from htcgrid_agent.context import TaskContext
+from htcgrid_agent.slots import HandlerLoadError, receive_json, send_json
+
+#: Longest error message a child reports (the agent bounds it again, in bytes).
+MAX_MESSAGE_CHARS = 2000
+
+
+def load_handler(spec: str) -> Callable[[Any, Any], Any]:
+    """Import ``module:function``."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise HandlerLoadError(f"handler {spec!r}: expected 'module:function'")
+    module = importlib.import_module(module_name)
+    handler = getattr(module, function_name, None)
+    if not callable(handler):
+        raise HandlerLoadError(f"handler {spec!r}: {module_name} has no function {function_name}")
+    return handler  # type: ignore[no-any-return]
+
+
+def _is_permanent(error: BaseException) -> bool:
+    """A handler fails its task at once by raising htcgrid's PermanentTaskError, or any
+    exception with ``retryable = False`` (so handlers need not import htcgrid)."""
+    if getattr(error, "retryable", True) is False:
+        return True
+    return any(cls.__name__ == "PermanentTaskError" for cls in type(error).__mro__)
+
+
+def _failure(error_type: str, message: str, *, retryable: bool) -> dict[str, Any]:
+    return {
+        "succeeded": False,
+        "error_type": error_type,
+        "error_message": message,
+        "retryable": retryable,
+    }
+
+
+def run(
+    handler: Callable[[Any, Any], Any], payload: bytes, context: TaskContext
+) -> tuple[dict[str, Any], bytes | None]:
+    """One run: the outcome header to send, and the result's JSON text if it succeeded."""
+    try:
+        value = handler(json.loads(payload), context)
+    except Exception as error:
+        detail = "".join(traceback.format_exception_only(error)).strip()
+        header = _failure(
+            type(error).__name__, detail[-MAX_MESSAGE_CHARS:], retryable=not _is_permanent(error)
+        )
+        return header, None
+    try:
+        result = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        # A lone surrogate (an undecodable file name, say) is not Unicode: no UTF-8 document,
+        # record or notice can carry it. Found here, it fails the task, not the agent.
+        body = result.encode()
+    except (TypeError, ValueError) as error:
+        message = f"the handler returned a value JSON cannot hold: {error}"
+        return _failure("ResultNotSerializable", message[:MAX_MESSAGE_CHARS], retryable=False), None
+    return {"succeeded": True}, body
+
+
+def serve(fd: int) -> None:
+    """Load the handler the agent names, then run tasks until the agent closes the socket."""
+    # The agent decides when its children stop; a SIGTERM sent to the whole process group
+    # must not kill a handler the agent means to let finish.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    setup = receive_json(conn)
+    sys.path[:] = setup["sys_path"]
+    try:
+        handler = load_handler(setup["handler"])
+    except Exception as error:
+        send_json(conn, {"failed": f"{type(error).__name__}: {error}"})
+        return
+    send_json(conn, {"ready": True})
+    while True:
+        try:
+            context = TaskContext(**receive_json(conn))
+            payload = conn.recv_bytes()
+        except EOFError:
+            return  # the agent closed the slot
+        header, body = run(handler, payload, context)
+        send_json(conn, header)
+        if body is not None:
+            conn.send_bytes(body)
