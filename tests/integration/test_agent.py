@@ -283,6 +283,7 @@ def test_a_missing_or_altered_stored_payload_fails_its_task_with_the_reason(
     gone, swapped = (records[t] for t in batch.task_ids)
     assert gone.state is swapped.state is TaskState.FAILED
     assert [e.type for e in gone.errors] == ["PayloadMissing"]
+    assert "missing or unreadable" in gone.errors[0].message
     assert [e.type for e in swapped.errors] == ["PayloadIntegrityError"]
 
 

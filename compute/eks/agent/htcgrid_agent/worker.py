@@ -47,6 +47,7 @@ from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
     InvalidSubmissionError,
     PayloadIntegrityError,
+    PayloadMissingError,
     RetryableError,
     TransitionRejected,
 )
@@ -532,12 +533,11 @@ class Worker:
             outcome = Outcome(
                 error_type=type(error).__name__, error_message=str(error), retryable=False
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                raise
+        except PayloadMissingError as error:
+            # Deleted with its session, expired, or never uploaded: no retry brings it back.
             outcome = Outcome(
                 error_type="PayloadMissing",
-                error_message=f"the task's payload is gone from S3: {error}",
+                error_message=f"the task's stored payload: {error}",
                 retryable=False,
             )
         if outcome.aborted and running.reason == "cancelled":
