@@ -550,3 +550,32 @@ def test_a_task_handed_back_by_an_abort_keeps_its_receive_count_and_its_attempt(
     record = grid.table.get_records(session_id, [task_id])[task_id]
     assert (record.state, record.attempt, record.lease_token) == (TaskState.PENDING, 1, None)
     assert waiting_messages(grid_settings, grid.queues.task_queue_url(1)) == {task_id: 1}
+
+
+def test_a_task_over_its_slots_memory_fails_out_of_memory_and_the_agent_goes_on(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN slots of 256 MiB, a task that needs a gigabyte, a payload declared bigger than a
+    # slot, and a task that fits
+    huge = StoredData(
+        s3_key=f"sessions/{session_id}/payloads/huge.json", size=300 * 2**20, sha256="0" * 64
+    )
+    submission = Submission(
+        session_id=session_id,
+        submission_token="memory",
+        tasks=[
+            TaskSpec(payload=InlineData(inline={"allocate_mb": 1024})),
+            TaskSpec(payload=huge),
+            TaskSpec(payload=InlineData(inline={"memory": 1})),
+        ],
+    )
+    batch = persist_submission(submission, grid)
+    dispatch_submission(batch, grid)
+    AgentThread(grid, handler=HOSTILE, slots=1, slot_memory_mb=256, burst=True).join()
+    records = grid.table.get_records(session_id, batch.task_ids)
+    hungry, too_big, fits = (records[t] for t in batch.task_ids)
+    # THEN the first two failed for good, saying why, and the third ran, told its limit
+    assert [(e.type, e.retryable) for e in hungry.errors] == [("OutOfMemory", False)]
+    assert [(e.type, e.retryable) for e in too_big.errors] == [("PayloadTooLarge", False)]
+    assert fits.state is TaskState.SUCCEEDED
+    assert fits.result == InlineData(inline={"memory_limit_in_mb": 256})

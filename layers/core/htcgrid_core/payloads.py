@@ -84,12 +84,27 @@ class PayloadStore:
         body = to_json_bytes(value, what=what)
         if len(body) <= self._threshold:
             return InlineData(inline=value)
+        return self._store(body, key, what)
+
+    def encode_json(self, body: bytes, key: str, *, what: str = "result") -> Data:
+        """JSON already encoded (UTF-8; a handler's result as its slot sends it): inline if it
+        fits the threshold, else uploaded to ``key`` as it is, never parsed and re-encoded."""
+        if len(body) <= self._threshold:
+            return InlineData(inline=json.loads(body))
+        return self._store(body, key, what)
+
+    def _store(self, body: bytes, key: str, what: str) -> StoredData:
         if len(body) > self._max_bytes:
             raise InvalidSubmissionError(
                 f"{what} is {len(body)} bytes of JSON; the limit is {self._max_bytes} bytes"
             )
         self._client.upload_fileobj(io.BytesIO(body), self._bucket, key, Config=_TRANSFER)
         return StoredData(s3_key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+    @property
+    def max_bytes(self) -> int:
+        """Largest payload or result stored in S3."""
+        return self._max_bytes
 
     def decode(self, data: Data) -> JsonValue:
         """The JSON value ``data`` holds, verified against its size and SHA-256 if stored."""

@@ -8,6 +8,9 @@
 {"random": n}             -> returns n hex digits of fresh randomness (every run differs)
 {"environment": 1}        -> returns what of the agent's AWS credentials it can find
 {"pickle_to_agent": path} -> sends the agent a pickle that would create ``path`` if unpickled
+{"allocate_mb": n}        -> allocates n MiB and returns its size
+{"result_mb": n}          -> returns a result of about n MiB
+{"memory": 1}             -> returns the memory its context reports
 {"value": v}              -> returns {"value": v}
 
 Importing it fails while the file named by HTCGRID_TEST_BROKEN_IMPORT exists: a handler that
@@ -65,6 +68,13 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         # Handler code that writes to the slot's socket (argv[1] of its process) directly.
         Connection(int(sys.argv[1]), readable=False).send(_MakesDirectory(event["pickle_to_agent"]))
         time.sleep(30)
+    if event.get("memory"):
+        return {"memory_limit_in_mb": context.memory_limit_in_mb}
+    if event.get("allocate_mb"):
+        block = bytearray(int(event["allocate_mb"]) * 2**20)
+        return {"allocated": len(block)}
+    if event.get("result_mb"):
+        return {"padding": "x" * (int(event["result_mb"]) * 2**20)}
     if event.get("random"):
         return {"random": os.urandom(int(event["random"]) // 2).hex()}
     return {"value": event.get("value")}

@@ -38,14 +38,17 @@ def slot() -> Iterator[Slot]:
 
 def run(slot: Slot, payload: object, timeout_s: float = 30, attempt: int = 1) -> object:
     return slot.run(
-        json.dumps(payload), context("t1", timeout_s, attempt), timeout_s, threading.Event()
+        json.dumps(payload).encode(),
+        context("t1", timeout_s, attempt),
+        timeout_s,
+        threading.Event(),
     )
 
 
 def test_handler_result_comes_back_as_json_with_the_lambda_context(slot: Slot) -> None:
     outcome = run(slot, {"value": [1, 2]})
     assert outcome.succeeded
-    result = json.loads(outcome.result_json)
+    result = json.loads(outcome.result)
     assert result["value"] == [1, 2]
     assert result["task_id"] == "t1"
     assert 0 < result["remaining_ms"] <= 30_000
@@ -89,7 +92,7 @@ def test_crashing_handler_is_a_failure_and_the_slot_recovers(slot: Slot) -> None
 def test_abort_stops_a_running_handler(slot: Slot) -> None:
     abort = threading.Event()
     threading.Timer(0.5, abort.set).start()
-    outcome = slot.run(json.dumps({"sleep": 30}), context(), 60, abort)
+    outcome = slot.run(json.dumps({"sleep": 30}).encode(), context(), 60, abort)
     assert outcome.aborted
 
 
@@ -150,7 +153,7 @@ def test_handlers_run_without_the_agents_aws_credentials(monkeypatch: pytest.Mon
     slot = Slot(HOSTILE)
     try:
         # WHEN its handler looks for them
-        found = json.loads(run(slot, {"environment": 1}).result_json)
+        found = json.loads(run(slot, {"environment": 1}).result)
     finally:
         slot.close()
     # THEN neither its environment (as it started) nor an AWS SDK finds any
@@ -163,7 +166,7 @@ def test_handlers_run_without_the_agents_aws_credentials(monkeypatch: pytest.Mon
 def test_an_agent_option_passes_its_credentials_on_to_handlers() -> None:
     slot = Slot(HOSTILE, handler_environment(os.environ, with_credentials=True))
     try:
-        found = json.loads(run(slot, {"environment": 1}).result_json)
+        found = json.loads(run(slot, {"environment": 1}).result)
     finally:
         slot.close()
     assert "AWS_SECRET_ACCESS_KEY" in found["aws_variables"]
@@ -203,3 +206,39 @@ def test_the_agent_can_make_its_memory_unreadable_to_its_handlers() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_handler_over_its_slots_memory_fails_with_out_of_memory_and_the_slot_goes_on() -> None:
+    slot = Slot(HOSTILE, memory_limit_mb=256)
+    try:
+        # GIVEN a slot capped at 256 MiB, WHEN its handler allocates a gigabyte
+        outcome = run(slot, {"allocate_mb": 1024})
+        # THEN that task fails for good, saying why; the agent is untouched
+        assert (outcome.error_type, outcome.retryable) == ("OutOfMemory", False)
+        assert "256 MiB" in outcome.error_message
+        # AND the slot, restarted, runs what fits
+        assert json.loads(run(slot, {"allocate_mb": 16}).result) == {"allocated": 16 * 2**20}
+    finally:
+        slot.close()
+
+
+def test_a_payload_that_is_not_json_is_a_permanent_failure_found_in_the_slot(slot: Slot) -> None:
+    outcome = slot.run(b"\x00 not JSON", context(), 30, threading.Event())
+    assert (outcome.error_type, outcome.retryable) == ("PayloadNotJsonError", False)
+    assert run(slot, {"value": "after"}).succeeded
+
+
+def test_a_result_above_the_limit_is_refused_unread_and_the_slot_goes_on() -> None:
+    slot = Slot(HOSTILE, max_result_bytes=2**20)
+    try:
+        outcome = run(slot, {"result_mb": 4})
+        assert (outcome.error_type, outcome.retryable) == ("ResultTooLarge", False)
+        assert "the limit is 1048576 bytes" in outcome.error_message
+        assert run(slot, {"value": "after"}).succeeded
+    finally:
+        slot.close()
+
+
+def test_the_slot_memory_is_an_agent_option() -> None:
+    assert parse_args(["--handler", "m:f", "--slot-memory-mb", "768"]).slot_memory_mb == 768
+    assert parse_args(["--handler", "m:f"]).slot_memory_mb is None

@@ -74,6 +74,14 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         help="serve /healthz (alive) and /readyz (taking work) on this port",
     )
     parser.add_argument(
+        "--slot-memory-mb",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="address space each slot's child may use; a handler needing more fails its task "
+        "with OutOfMemory (default: no cap)",
+    )
+    parser.add_argument(
         "--handler-credentials",
         action="store_true",
         default=os.environ.get("HTCGRID_HANDLER_CREDENTIALS", "").lower() in ("1", "true"),
@@ -85,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         parser.error("--handler (or HTCGRID_HANDLER) is required")
     if args.slots < 1:
         parser.error("--slots must be at least 1")
+    if args.slot_memory_mb is not None and args.slot_memory_mb < 64:
+        parser.error("--slot-memory-mb must be at least 64 (an interpreter needs about that)")
     if args.starvation_weight is not None and args.starvation_weight < 1:
         parser.error("--starvation-weight must be at least 1")
     return AgentConfig(
@@ -98,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         long_poll_s=args.long_poll,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
+        slot_memory_mb=args.slot_memory_mb,
         handler_credentials=args.handler_credentials,
         name=args.name,
     )

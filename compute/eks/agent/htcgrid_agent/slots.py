@@ -31,6 +31,8 @@ from htcgrid_agent.context import TaskContext
 STARTUP_TIMEOUT_S = 120
 #: Error type of a run the agent cut short on a second SIGTERM.
 ABORTED = "Aborted"
+#: Error type of a run that needed more than its slot's memory.
+OUT_OF_MEMORY = "OutOfMemory"
 #: How often a waiting slot checks for an abort.
 _ABORT_CHECK_S = 0.2
 
@@ -74,9 +76,9 @@ def handler_environment(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one run of the handler produced: JSON text of its result, or an error."""
+    """What one run of the handler produced: its result as JSON (UTF-8), or an error."""
 
-    result_json: str | None = None
+    result: bytes | None = None
     error_type: str | None = None
     error_message: str = ""
     retryable: bool = True
@@ -101,14 +103,28 @@ def receive_json(conn: Connection) -> Any:
     return json.loads(conn.recv_bytes())
 
 
-def receive_outcome(conn: Connection) -> Outcome:
-    """The outcome the child sends: a header, then the result's JSON text if it succeeded. A
-    malformed one counts as a crash of the child (``EOFError``)."""
+class ResultTooLarge(Exception):
+    """The child announced a result above the slot's limit (it is not read)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def receive_outcome(conn: Connection, max_result_bytes: int | None = None) -> Outcome:
+    """The outcome the child sends: a header, then the result's JSON if it succeeded (read
+    only if within ``max_result_bytes``, else ``ResultTooLarge``). A malformed one counts as a
+    crash of the child (``EOFError``)."""
     header = receive_json(conn)
     if not isinstance(header, dict):
         raise EOFError("the handler's process sent no outcome")
     if header.get("succeeded") is True:
-        return Outcome(result_json=conn.recv_bytes().decode())
+        size = header.get("size")
+        if not isinstance(size, int):
+            raise EOFError("the handler's process sent no result size")
+        if max_result_bytes is not None and size > max_result_bytes:
+            raise ResultTooLarge(size)
+        return Outcome(result=conn.recv_bytes())
     error_type = header.get("error_type")
     if not isinstance(error_type, str):
         raise EOFError("the handler's process sent no outcome")
@@ -122,11 +138,23 @@ def receive_outcome(conn: Connection) -> Outcome:
 class Slot:
     """The agent's end of one child process."""
 
-    def __init__(self, handler_spec: str, environment: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        handler_spec: str,
+        environment: Mapping[str, str] | None = None,
+        *,
+        memory_limit_mb: int | None = None,
+        max_result_bytes: int | None = None,
+    ) -> None:
+        """A slot running ``handler_spec`` in a child with ``environment`` (the agent's without
+        its credentials, by default), its address space capped at ``memory_limit_mb`` (None:
+        no cap), refusing results above ``max_result_bytes``."""
         self._spec = handler_spec
         self._environment = dict(
             handler_environment(os.environ) if environment is None else environment
         )
+        self._memory_limit_mb = memory_limit_mb
+        self._max_result_bytes = max_result_bytes
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         #: Consecutive failed starts of the child, and the last one's reason.
@@ -162,7 +190,14 @@ class Slot:
             )
             self._conn = conn = Connection(ours.detach())
         # The child imports the handler from where the agent would (tests, a mounted folder).
-        send_json(conn, {"handler": self._spec, "sys_path": sys.path})
+        send_json(
+            conn,
+            {
+                "handler": self._spec,
+                "sys_path": sys.path,
+                "memory_limit_mb": self._memory_limit_mb,
+            },
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not conn.poll(0.2):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -193,14 +228,15 @@ class Slot:
 
     def run(
         self,
-        payload_json: str,
+        payload: bytes,
         context: TaskContext,
         timeout_s: float,
         abort: threading.Event,
     ) -> Outcome:
-        """Run the handler on one payload. Past ``timeout_s``, or once ``abort`` is set, the
-        child is killed and replaced. A stopped slot is started first (``HandlerLoadError`` if
-        it cannot be)."""
+        """Run the handler on one payload (its JSON; the child parses it, within its memory
+        limit). Past ``timeout_s``, or once ``abort`` is set, the child is killed and replaced;
+        so is a child that ran out of memory. A stopped slot is started first
+        (``HandlerLoadError`` if it cannot be)."""
         if not self.started:
             self.start()
         assert self._conn is not None  # started
@@ -208,13 +244,24 @@ class Slot:
         deadline = time.monotonic() + timeout_s
         try:
             send_json(conn, dataclasses.asdict(context))
-            conn.send_bytes(payload_json.encode())
+            conn.send_bytes(payload)
             while not abort.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 if conn.poll(min(remaining, _ABORT_CHECK_S)):
-                    return receive_outcome(conn)
+                    outcome = receive_outcome(conn, self._max_result_bytes)
+                    if outcome.error_type == OUT_OF_MEMORY:
+                        self._restart()  # its heap may be fragmented or half-freed: start clean
+                    return outcome
+        except ResultTooLarge as too_large:
+            self._restart()  # the result is still in the socket: the child cannot go on
+            return Outcome(
+                error_type="ResultTooLarge",
+                error_message=f"the result is {too_large.size} bytes of JSON; the limit is "
+                f"{self._max_result_bytes} bytes",
+                retryable=False,
+            )
         except (EOFError, OSError, ValueError):
             self._restart()
             return Outcome(

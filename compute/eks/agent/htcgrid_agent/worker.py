@@ -37,6 +37,7 @@ from htcgrid_agent.metrics import (
     START_DELAY_SECONDS,
     TASKS,
 )
+from htcgrid_agent.process import memory_mb
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
@@ -52,7 +53,14 @@ from htcgrid_core.errors import (
     TransitionRejected,
 )
 from htcgrid_core.lifecycle import retry_delay_s
-from htcgrid_core.models import AttemptFailure, TaskError, TaskMessage, TaskRecord, TaskState
+from htcgrid_core.models import (
+    AttemptFailure,
+    InlineData,
+    TaskError,
+    TaskMessage,
+    TaskRecord,
+    TaskState,
+)
 from htcgrid_core.payloads import result_key
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
@@ -141,6 +149,8 @@ class Worker:
         #: the queues when the agent starts).
         self._visibility_s = 0
         self._lease_threshold_s = 0
+        #: What each slot may use: its cap, else its share of the agent's memory.
+        self._slot_memory_mb = config.slot_memory_mb or max(1, memory_mb() // config.slots)
         self._sessions = SessionWatch(grid.table, grid.settings.heartbeat_interval_s)
         self._leases_lock = threading.Lock()
         self._reporter = Reporter(
@@ -220,7 +230,13 @@ class Worker:
             os.environ, with_credentials=self.config.handler_credentials
         )
         self._slots = slots = [
-            Slot(self.config.handler, environment) for _ in range(self.config.slots)
+            Slot(
+                self.config.handler,
+                environment,
+                memory_limit_mb=self.config.slot_memory_mb,
+                max_result_bytes=self.grid.payloads.max_bytes,
+            )
+            for _ in range(self.config.slots)
         ]
         self._reporter.start()
         self._slot_threads = slot_threads = [
@@ -648,18 +664,31 @@ class Worker:
         )
 
     def _run_handler(self, slot: Slot, message: TaskMessage, running: _Running) -> Outcome:
-        payload = self.grid.payloads.decode(message.payload)
+        # The payload's JSON goes to the slot unparsed: its child parses it, within its own
+        # memory limit, and the agent holds the bytes once.
+        data = message.payload
+        if isinstance(data, InlineData):
+            payload = json.dumps(data.inline).encode()
+        else:
+            if data.size > self._slot_memory_mb * 2**20:
+                return Outcome(
+                    error_type="PayloadTooLarge",
+                    error_message=f"the stored payload is {data.size} bytes; a slot has "
+                    f"{self._slot_memory_mb} MiB of memory",
+                    retryable=False,
+                )
+            payload = self.grid.payloads.fetch(data)
         started = running.started_at = time.time()
         context = TaskContext(
             function_name=self.config.name,
             aws_request_id=message.task_id,
             session_id=message.session_id,
             attempt=message.attempt,
-            memory_limit_in_mb=self.config.memory_limit_mb,
+            memory_limit_in_mb=self._slot_memory_mb,
             deadline=started + message.timeout_s,
         )
         with HANDLER_SECONDS.time():
-            return slot.run(json.dumps(payload), context, message.timeout_s, running.stop)
+            return slot.run(payload, context, message.timeout_s, running.stop)
 
     def _record(
         self,
@@ -671,9 +700,9 @@ class Worker:
     ) -> None:
         table, now = self.grid.table, time.time()
         try:
-            if outcome.succeeded and outcome.result_json is not None:
-                result = self.grid.payloads.encode(
-                    json.loads(outcome.result_json),
+            if outcome.succeeded and outcome.result is not None:
+                result = self.grid.payloads.encode_json(
+                    outcome.result,
                     # A key of this execution's own: a duplicate or late run of the attempt
                     # can never replace the object a recorded result names.
                     result_key(
