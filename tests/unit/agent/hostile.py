@@ -11,6 +11,8 @@
 {"allocate_mb": n}        -> allocates n MiB and returns its size
 {"result_mb": n}          -> returns a result of about n MiB
 {"memory": 1}             -> returns the memory its context reports
+{"spawn": path}           -> starts a 10-minute sleeper of its own, writes its pid to ``path``,
+                             then sleeps 30 s (a handler with a subprocess, overrunning)
 {"value": v}              -> returns {"value": v}
 
 Importing it fails while the file named by HTCGRID_TEST_BROKEN_IMPORT exists: a handler that
@@ -20,6 +22,7 @@ cannot be re-imported after a restart.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -67,6 +70,11 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     if event.get("pickle_to_agent"):
         # Handler code that writes to the slot's socket (argv[1] of its process) directly.
         Connection(int(sys.argv[1]), readable=False).send(_MakesDirectory(event["pickle_to_agent"]))
+        time.sleep(30)
+    if event.get("spawn"):
+        solver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(event["spawn"], "w", encoding="utf-8") as pid_file:
+            pid_file.write(str(solver.pid))
         time.sleep(30)
     if event.get("memory"):
         return {"memory_limit_in_mb": context.memory_limit_in_mb}

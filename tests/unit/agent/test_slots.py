@@ -14,6 +14,7 @@ import pytest
 from htcgrid_agent.__main__ import parse_args
 from htcgrid_agent.context import TaskContext
 from htcgrid_agent.slots import CREDENTIAL_VARIABLES, HandlerLoadError, Slot, handler_environment
+from tests.waiting import wait_for
 
 HANDLER = "htcgrid_examples.scripted:handler"
 
@@ -242,3 +243,54 @@ def test_a_result_above_the_limit_is_refused_unread_and_the_slot_goes_on() -> No
 def test_the_slot_memory_is_an_agent_option() -> None:
     assert parse_args(["--handler", "m:f", "--slot-memory-mb", "768"]).slot_memory_mb == 768
     assert parse_args(["--handler", "m:f"]).slot_memory_mb is None
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie waiting to be collected)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("stop", ["timeout", "abort", "close"])
+def test_stopping_a_handler_stops_the_processes_it_started(tmp_path: Path, stop: str) -> None:
+    # GIVEN a handler running a subprocess of its own (an external solver, say)
+    pid_file = tmp_path / "solver.pid"
+    slot = Slot(HOSTILE)
+    abort = threading.Event()
+    payload = json.dumps({"spawn": str(pid_file)}).encode()
+    runner = threading.Thread(
+        target=slot.run, args=(payload, context(), 1 if stop == "timeout" else 60, abort)
+    )
+    runner.start()
+    solver = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the solver"))
+    assert running(solver)
+    # WHEN the handler overruns its timeout, the agent aborts, or the slot is closed
+    if stop == "abort":
+        abort.set()
+    if stop != "close":
+        runner.join(30)
+    slot.close()
+    runner.join(30)
+    # THEN the solver is stopped with it
+    wait_for(lambda: not running(solver), timeout_s=10, what="the solver to stop")
+
+
+def test_an_agent_that_adopts_orphans_collects_them() -> None:
+    code = (
+        "import subprocess, time\n"
+        "from htcgrid_agent.process import adopts_orphans, become_subreaper, reap_orphans\n"
+        "assert not adopts_orphans() and become_subreaper() and adopts_orphans()\n"
+        "pid = int(subprocess.run(['sh', '-c', 'sleep 0.2 & echo $!'], capture_output=True,"
+        " text=True, check=True).stdout)\n"
+        "deadline = time.monotonic() + 10\n"
+        "reaped = []\n"
+        "while pid not in reaped and time.monotonic() < deadline:\n"
+        "    reaped += reap_orphans(set())\n"
+        "    time.sleep(0.05)\n"
+        "print(reaped == [pid], reap_orphans(set()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "[]"]

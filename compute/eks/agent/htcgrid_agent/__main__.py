@@ -10,7 +10,7 @@ from prometheus_client import start_http_server
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.health import HealthServer, Probes
-from htcgrid_agent.process import protect_memory
+from htcgrid_agent.process import become_subreaper, protect_memory
 from htcgrid_agent.slots import HandlerLoadError
 from htcgrid_agent.worker import Worker
 from htcgrid_core.resources import get_resources
@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         # Handlers run as the agent's user: keep them out of its memory, which holds the
         # credentials it withholds from them (``process.protect_memory``).
         protect_memory()
+    # Processes a killed handler left behind come to the agent, which collects them (as PID 1
+    # of its container it gets them anyway).
+    become_subreaper()
     if config.metrics_port is not None:
         start_http_server(config.metrics_port)
     worker = Worker(config, get_resources())

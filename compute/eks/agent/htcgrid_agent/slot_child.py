@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import resource
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from htcgrid_agent.context import TaskContext
+from htcgrid_agent.process import die_with_parent
 from htcgrid_agent.slots import OUT_OF_MEMORY, HandlerLoadError, receive_json, send_json
 
 #: Longest error message a child reports (the agent bounds it again, in bytes).
@@ -111,10 +111,11 @@ def limit_memory(megabytes: int | None) -> None:
 
 def serve(fd: int) -> None:
     """Load the handler the agent names, then run tasks until the agent closes the socket."""
-    # The agent decides when its children stop; a SIGTERM sent to the whole process group
-    # must not kill a handler the agent means to let finish.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The agent decides when this process stops. It runs in a session of its own, so signals
+    # meant for the agent (a SIGTERM to drain, a Ctrl-C to its terminal's process group) do
+    # not reach it; nothing is ignored, which the handler's own subprocesses would inherit.
+    # If the agent dies, this process dies too.
+    die_with_parent()
     conn = Connection(fd)
     setup = receive_json(conn)
     sys.path[:] = setup["sys_path"]

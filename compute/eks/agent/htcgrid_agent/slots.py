@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -187,6 +188,9 @@ class Slot:
                 env=self._environment,
                 stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
+                # Its own process group (setsid), led by the child: killing the group on a
+                # timeout or abort kills the handler's own subprocesses (a solver, a shell) too.
+                start_new_session=True,
             )
             self._conn = conn = Connection(ours.detach())
         # The child imports the handler from where the agent would (tests, a mounted folder).
@@ -215,16 +219,29 @@ class Slot:
             detail = answer.get("failed") if isinstance(answer, dict) else None
             raise HandlerLoadError(str(detail or f"handler {self._spec!r} did not load"))
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (its process group's too), while it has one."""
+        return self._process.pid if self._process is not None else None
+
     def _kill(self) -> None:
         self.started = False
         if self._process is not None:
-            self._process.kill()
+            self._kill_group()
             try:
                 self._process.wait(5)
             except subprocess.TimeoutExpired:
                 pass  # unkillable (stuck in the kernel): it no longer holds the slot
         if self._conn is not None:
             self._conn.close()
+
+    def _kill_group(self) -> None:
+        """SIGKILL the child's process group: the child and whatever its handler started."""
+        assert self._process is not None
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group is gone: every process of it already exited
 
     def run(
         self,
@@ -294,6 +311,8 @@ class Slot:
             try:
                 self._process.wait(2)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
+                pass
+            # Whatever the handler left running in the background goes with the slot.
+            self._kill_group()
+            self._process.wait(5)
         self.started = False

@@ -37,7 +37,7 @@ from htcgrid_agent.metrics import (
     START_DELAY_SECONDS,
     TASKS,
 )
-from htcgrid_agent.process import memory_mb
+from htcgrid_agent.process import adopts_orphans, memory_mb, reap_orphans
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
@@ -168,6 +168,7 @@ class Worker:
         self._slots: list[Slot] = []
         self._slot_threads: list[threading.Thread] = []
         self._heartbeat_thread: threading.Thread | None = None
+        self._reaps_orphans = False
 
     @property
     def draining(self) -> bool:
@@ -226,6 +227,9 @@ class Worker:
             queues.visibility_timeout(p) for p in range(queues.priority_levels)
         )
         self._lease_threshold_s = self.grid.settings.lease_threshold_for(self._visibility_s)
+        # PID 1 of its container (or a subreaper): the processes a killed handler left behind
+        # become the agent's children, and the heartbeat collects them.
+        self._reaps_orphans = adopts_orphans()
         environment = handler_environment(
             os.environ, with_credentials=self.config.handler_credentials
         )
@@ -795,6 +799,8 @@ class Worker:
             try:
                 self._extend_due_leases()
                 self._extend_held_messages()
+                if self._reaps_orphans:
+                    reap_orphans({slot.pid for slot in self._slots if slot.pid is not None})
             except Exception:
                 # Catch-all on purpose: whatever one beat meets, the next one must come.
                 logger.exception("heartbeat failed")
