@@ -4,7 +4,12 @@ import json
 
 from htcgrid_agent.task_errors import unexpected_outcome
 from htcgrid_core.errors import RetryableError
-from htcgrid_core.models import MAX_ERROR_MESSAGE_CHARS, MAX_ERROR_TYPE_CHARS, TaskError
+from htcgrid_core.models import (
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_ERROR_TYPE_CHARS,
+    TaskError,
+    compact_history,
+)
 
 
 def test_a_lone_surrogate_in_an_error_is_escaped_so_the_error_can_be_serialised() -> None:
@@ -32,3 +37,26 @@ def test_errors_from_the_tasks_data_are_permanent_others_may_pass() -> None:
     assert not unexpected_outcome(TypeError("not a dict")).retryable
     assert unexpected_outcome(OSError("disk full")).retryable
     assert unexpected_outcome(RetryableError("throttled")).retryable
+
+
+def test_an_error_message_is_cut_by_the_bytes_of_its_json_not_its_characters() -> None:
+    for text in ("€" * 5000, "\x00" * 5000, "\n" * 5000, "a" * 5000):
+        error = TaskError.bounded(type="E", message=text + "END", attempt=1, at=0.0)
+        stored = json.dumps(error.message, ensure_ascii=False).encode()
+        assert len(stored) - 2 <= MAX_ERROR_MESSAGE_CHARS
+        assert len(stored) - 2 > MAX_ERROR_MESSAGE_CHARS - 6  # as much as fits, kept
+        assert error.message.endswith("END")
+
+
+def test_a_history_keeps_the_first_and_last_errors_whole_and_every_errors_place() -> None:
+    errors = [
+        TaskError(type="LeaseExpired" if n % 2 else "E" * 200, message=f"m{n}", attempt=n, at=0)
+        for n in range(1, 31)
+    ]
+    compact = compact_history(errors)
+    assert [e.attempt for e in compact] == list(range(1, 31))
+    assert [e.retryable for e in compact] == [e.retryable for e in errors]
+    assert [e.message for e in compact if e.message] == ["m1", *(f"m{n}" for n in range(21, 31))]
+    assert {e.type for e in compact[1:20]} == {"LeaseExpired", "E" * 64}
+    assert compact_history(compact) == compact
+    assert compact_history(errors[:11]) == errors[:11]
