@@ -227,6 +227,7 @@ class Worker:
             queues.visibility_timeout(p) for p in range(queues.priority_levels)
         )
         self._lease_threshold_s = self.grid.settings.lease_threshold_for(self._visibility_s)
+        self.grid.settings.check_heartbeat_covers(self._visibility_s)
         # PID 1 of its container (or a subreaper): the processes a killed handler left behind
         # become the agent's children, and the heartbeat collects them.
         self._reaps_orphans = adopts_orphans()
