@@ -20,6 +20,11 @@ echo "HTCGRID_LEASE_DURATION_S=$(output LeaseDurationSeconds)"
 echo "HTCGRID_INLINE_THRESHOLD_BYTES=$(output InlinePayloadThresholdBytes)"
 echo "HTCGRID_RETRY_WORKFLOW_ARN=$(output RetryWorkflowArn)"
 echo "HTCGRID_MAX_RECEIVE_COUNT=$(output MaxReceiveCount)"
+# Stacks that output it: the agents' session counters expire with the stack's retention.
+retention="$(output ResultRetentionDays)"
+if [[ -n "$retention" ]]; then
+    echo "HTCGRID_RESULT_RETENTION_DAYS=$retention"
+fi
 echo "HTCGRID_REGION=$REGION"
 levels="$(output PriorityLevels)"
 for ((level = 0; level < levels; level++)); do

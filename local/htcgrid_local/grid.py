@@ -188,6 +188,7 @@ class LocalGrid:
             "HTCGRID_INLINE_THRESHOLD_BYTES": outputs["InlinePayloadThresholdBytes"],
             "HTCGRID_RETRY_WORKFLOW_ARN": outputs["RetryWorkflowArn"],
             "HTCGRID_MAX_RECEIVE_COUNT": outputs["MaxReceiveCount"],
+            "HTCGRID_RESULT_RETENTION_DAYS": outputs["ResultRetentionDays"],
             "HTCGRID_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
         }

@@ -162,7 +162,7 @@ def test_deleting_a_session_removes_its_records_and_objects(
     bucket = grid.settings.bucket_name
     for task_id in task_ids[:3]:
         s3.put_object(Bucket=bucket, Key=payload_key(session_id, task_id), Body=b"{}")
-        s3.put_object(Bucket=bucket, Key=result_key(session_id, task_id), Body=b"{}")
+        s3.put_object(Bucket=bucket, Key=result_key(session_id, task_id, 1, "x"), Body=b"{}")
     progress: list[tuple[int, int]] = []
     # WHEN it is deleted
     report = delete_session(

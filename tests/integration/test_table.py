@@ -10,7 +10,14 @@ import pytest
 
 from htcgrid_core import keys
 from htcgrid_core.errors import RetryableError, TransitionRejected
-from htcgrid_core.models import AttemptFailure, FailureCause, InlineData, TaskError, TaskState
+from htcgrid_core.models import (
+    MAX_ERROR_MESSAGE_CHARS,
+    AttemptFailure,
+    FailureCause,
+    InlineData,
+    TaskError,
+    TaskState,
+)
 from htcgrid_core.resources import GridResources
 from htcgrid_core.table import PERSISTING_STALE_AFTER_S, Completion, SubmissionStage
 from tests.integration.builders import persist
@@ -327,3 +334,33 @@ def test_only_dead_lettered_failures_can_be_redriven(grid: GridResources, sessio
     assert reopened.finished_at is None
     with pytest.raises(TransitionRejected):  # a second redrive of the same failure does nothing
         grid.table.redrive(session_id, dead, 1, 1)
+
+
+def test_a_long_error_history_stays_within_the_item_limit_and_counts_every_attempt(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a task that fails 250 times with the longest messages an agent writes (about
+    # 2 KB each: 500 KB in all, past DynamoDB's 400 KB item limit)
+    (task_id,) = persist(grid, session_id, [1], max_attempts=100).task_ids
+    for attempt in range(1, 251):
+        error = TaskError.bounded(
+            type=f"Boom{attempt}", message="€" * 5000, attempt=attempt, at=time.time()
+        )
+        grid.table.record_failure(
+            AttemptFailure(
+                session_id=session_id,
+                task_id=task_id,
+                attempt=attempt,
+                max_attempts=100,
+                error=error,
+            ),
+            TaskState.PENDING,
+            time.time(),
+        )
+    # THEN every attempt is still counted, the first and the last ten whole
+    record = grid.table.get_records(session_id, [task_id])[task_id]
+    assert record.attempt == 251
+    assert [(e.type, e.attempt) for e in record.errors] == [(f"Boom{n}", n) for n in range(1, 251)]
+    whole = [e for e in record.errors if e.message]
+    assert [e.attempt for e in whole] == [1, *range(241, 251)]
+    assert all(len(e.message.encode()) <= MAX_ERROR_MESSAGE_CHARS for e in whole)

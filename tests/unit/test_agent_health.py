@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -17,6 +17,10 @@ from htcgrid_agent.health import HealthServer, Probes
 class FakeWorker:
     last_turn_at: float | None = None
     draining: bool = False
+    dead: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        return self.dead
 
 
 class FakeClock:
@@ -71,6 +75,16 @@ def test_a_draining_agent_is_alive_while_its_loop_is_stopped_but_takes_no_work(
     # THEN the kubelet must not kill it mid-task, and it is out of the ready set
     assert probes.alive() == (True, "draining: finishing held tasks")
     assert probes.ready() == (False, "draining")
+
+
+def test_an_agent_with_a_dead_slot_heartbeat_or_reporter_fails_liveness(clock: FakeClock) -> None:
+    # GIVEN an agent whose fetch loop still turns
+    worker = FakeWorker(last_turn_at=clock.now)
+    probes = Probes(worker, stale_after_s=60, clock=clock)
+    # WHEN a slot and its heartbeat died
+    worker.dead = ["slot 1 thread died", "heartbeat thread died"]
+    # THEN the kubelet restarts it, and the reason names them
+    assert probes.alive() == (False, "slot 1 thread died; heartbeat thread died")
 
 
 @pytest.fixture

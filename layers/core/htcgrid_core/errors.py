@@ -44,5 +44,16 @@ class PayloadIntegrityError(HtcGridError):
     """A payload or result read from S3 did not match its recorded size or SHA-256."""
 
 
+class PayloadMissingError(HtcGridError):
+    """A stored payload or result is missing, or the reader may not read it. S3 answers 403,
+    not 404, for a missing key to a principal without s3:ListBucket (as grid agents are), so
+    the two cannot be told apart."""
+
+
+class PayloadNotJsonError(PayloadIntegrityError):
+    """A payload or result read from S3 matched its size and SHA-256 but is not JSON (UTF-8):
+    the stored object is not what its writer declared."""
+
+
 class TaskNotFoundError(HtcGridError):
     """No task with that id exists in the session."""

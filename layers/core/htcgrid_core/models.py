@@ -8,6 +8,7 @@ any AWS SDK can drive the grid.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -29,8 +30,19 @@ MAX_DISPATCH_BATCH_BYTES = 224 * 1024
 TASK_STATE_OVERHEAD_BYTES = 450
 #: Bytes of a ``DispatchBatch`` besides its tasks, at most (its ids and keys).
 DISPATCH_BATCH_OVERHEAD_BYTES = 512
-#: Longest error message kept per attempt, so a task record stays well under DynamoDB's 400 KB.
+#: Longest error message kept per attempt, so a task record stays well under DynamoDB's 400 KB:
+#: in characters (the document's limit), and in bytes of its JSON string (what the record
+#: stores) for the messages agents write.
 MAX_ERROR_MESSAGE_CHARS = 2000
+#: Longest error type (an exception class name) kept per attempt, in characters and bytes.
+MAX_ERROR_TYPE_CHARS = 256
+#: Errors of a task's history kept whole: the first and this many last ones. Those in between
+#: keep their type, attempt, time and retryability (the retry budgets count them) but not their
+#: message, so a history of any length stays far below DynamoDB's 400 KB item limit.
+WHOLE_ERRORS_KEPT = 10
+#: Longest type an error in the middle of a history keeps ("LeaseExpired" and other names stay
+#: whole; only the budgets read them there).
+_COMPACT_TYPE_CHARS = 64
 #: Longest timeout a task may ask for (12 hours, SQS's longest visibility timeout).
 MAX_TIMEOUT_S = 43200
 
@@ -144,14 +156,73 @@ class SubmissionReceipt(Document):
     task_ids: list[TaskId]
 
 
+def printable_text(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 document can hold: an ``os.fsdecode``d
+    file name, say) escaped as ``\\udcxx``, so it can always be serialised."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json_bytes(text: str) -> int:
+    """Bytes of ``text`` as a JSON string's contents (escapes counted, quotes not)."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def text_within(text: str, max_bytes: int, *, keep: str) -> str:
+    """The longest head (``keep="head"``) or tail (``keep="tail"``) of ``text`` whose JSON takes
+    at most ``max_bytes``: a character can take up to six (a control character's escape)."""
+    text = text[:max_bytes] if keep == "head" else text[-max_bytes:] if max_bytes else ""
+    if _json_bytes(text) <= max_bytes:
+        return text
+    low, high = 0, len(text)  # how many characters to drop: the fewest that make it fit
+    while low < high:
+        middle = (low + high) // 2
+        kept = text[: len(text) - middle] if keep == "head" else text[middle:]
+        if _json_bytes(kept) <= max_bytes:
+            high = middle
+        else:
+            low = middle + 1
+    return text[: len(text) - low] if keep == "head" else text[low:]
+
+
 class TaskError(Document):
     """Why one attempt failed."""
 
-    type: str = Field(max_length=256, description="Exception class name, e.g. 'ValueError'.")
+    type: str = Field(
+        max_length=MAX_ERROR_TYPE_CHARS, description="Exception class name, e.g. 'ValueError'."
+    )
     message: str = Field(max_length=MAX_ERROR_MESSAGE_CHARS)
     attempt: int = Field(ge=1)
     at: float
     retryable: bool = True
+
+    @classmethod
+    def bounded(
+        cls, *, type: str, message: str, attempt: int, at: float, retryable: bool = True
+    ) -> TaskError:
+        """A TaskError from text a handler controls (its exception's class name and message),
+        made to fit: lone surrogates escaped, the type cut to its limit, and the message cut to
+        its tail (a traceback's last line names the error), both measured in bytes of their
+        JSON as well as in characters."""
+        return cls(
+            type=text_within(printable_text(type), MAX_ERROR_TYPE_CHARS, keep="head") or "Error",
+            message=text_within(printable_text(message), MAX_ERROR_MESSAGE_CHARS, keep="tail"),
+            attempt=attempt,
+            at=at,
+            retryable=retryable,
+        )
+
+
+def compact_history(errors: list[TaskError]) -> list[TaskError]:
+    """A task's error history bounded in size: the first error and the last
+    ``WHOLE_ERRORS_KEPT`` whole, the ones in between without their message. Every error keeps
+    its place, type, attempt, time and retryability, so the retry budgets count the same."""
+    middle = range(1, len(errors) - WHOLE_ERRORS_KEPT)
+    return [
+        error.model_copy(update={"message": "", "type": error.type[:_COMPACT_TYPE_CHARS]})
+        if i in middle
+        else error
+        for i, error in enumerate(errors)
+    ]
 
 
 class TaskRecord(Document):

@@ -230,6 +230,33 @@ class Queues:
                 ],
             )
 
+    def extend_visibility(
+        self, queue_url: str, receipt_handles: Sequence[str], timeout_s: int
+    ) -> list[str]:
+        """Keep held messages invisible for ``timeout_s`` more seconds, ten per request.
+        Returns the handles SQS refused: a message no longer held (deleted, or visible again
+        and perhaps received elsewhere), or a transient failure the caller may try again."""
+        refused: list[str] = []
+        for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
+            chunk = receipt_handles[start : start + MAX_BATCH_ENTRIES]
+            response = self._client.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout_s}
+                    for i, handle in enumerate(chunk)
+                ],
+            )
+            refused.extend(chunk[int(failed["Id"])] for failed in response.get("Failed", []))
+        return refused
+
+    def visibility_timeout(self, priority: int) -> int:
+        """The visibility timeout of a priority's task queue, in seconds: how long a received
+        message stays hidden before another agent may receive it."""
+        attributes = self._client.get_queue_attributes(
+            QueueUrl=self.task_queue_url(priority), AttributeNames=["VisibilityTimeout"]
+        )["Attributes"]
+        return int(attributes["VisibilityTimeout"])
+
     def change_visibility(self, queue_url: str, receipt_handle: str, timeout_s: int) -> None:
         """Keep a held message invisible for ``timeout_s`` more seconds (0 hands it back)."""
         self._client.change_message_visibility(

@@ -7,12 +7,19 @@ the local grid set them from the stack's outputs. Nothing reads the environment 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Largest number of priority levels the template can create (one queue pair each).
 MAX_PRIORITY_LEVELS = 5
+#: SQS's longest visibility timeout. An agent keeps a leased task's message hidden for twice the
+#: lease, so a lease may last at most half of it.
+SQS_MAX_VISIBILITY_S = 43200
+MAX_LEASE_DURATION_S = SQS_MAX_VISIBILITY_S // 2
+#: Heartbeat interval when none is set: this, or a third of the lease if that is shorter.
+DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
 
 
 class GridSettings(BaseSettings):
@@ -32,23 +39,31 @@ class GridSettings(BaseSettings):
     )
     max_attempts: int = Field(default=3, ge=1, le=100, description="Attempt budget per task.")
     lease_duration_s: int = Field(
-        default=60, ge=5, le=43200, description="How long a lease lives without a heartbeat."
+        default=60,
+        ge=5,
+        description=(
+            f"How long a lease lives without a heartbeat; at most {MAX_LEASE_DURATION_S} s "
+            "(an agent keeps the task's message hidden for twice the lease)."
+        ),
     )
     heartbeat_interval_s: float = Field(
-        default=5.0,
+        default=DEFAULT_HEARTBEAT_INTERVAL_S,
         gt=0,
         le=300,
         description=(
-            "How often an agent checks its running tasks for cancellation (and extends leases "
-            "that are a third spent): a cancelled task stops within this long."
+            "How often an agent checks its running tasks for cancellation, extends leases that "
+            "are a third spent and keeps its held messages hidden: a cancelled task stops within "
+            "this long. At most a third of the lease; unset, 5 s or a third of the lease."
         ),
     )
-    lease_threshold_s: int = Field(
-        default=240,
+    lease_threshold_s: int | None = Field(
+        default=None,
         ge=0,
         description=(
             "Tasks whose timeout is at most this run without a lease write: the message's "
-            "visibility timeout covers them. Longer tasks always take a lease."
+            "visibility (which the agent's heartbeat extends) covers them. Longer tasks always "
+            "take a lease. Unset: four fifths of the task queues' visibility timeout (240 s of "
+            "the template's 300 s); set, it must be below that timeout."
         ),
     )
     default_timeout_s: int = Field(default=60, ge=1, le=43200)
@@ -98,6 +113,53 @@ class GridSettings(BaseSettings):
     )
     region: str | None = Field(default=None, description="AWS region; boto3's default if unset.")
 
+    @field_validator("lease_duration_s")
+    @classmethod
+    def _lease_fits_sqs(cls, lease_s: int) -> int:
+        if lease_s > MAX_LEASE_DURATION_S:
+            raise ValueError(
+                f"HTCGRID_LEASE_DURATION_S is {lease_s} s; at most {MAX_LEASE_DURATION_S} s: an "
+                "agent keeps a leased task's message hidden for twice the lease, and SQS allows "
+                f"at most {SQS_MAX_VISIBILITY_S} s (the stack's LeaseDurationSeconds)"
+            )
+        return lease_s
+
+    @model_validator(mode="before")
+    @classmethod
+    def _heartbeat_within_lease(cls, data: Any) -> Any:
+        """Unset, the heartbeat beats at least three times per lease. (Before validation: the
+        settings are frozen once built.)"""
+        if isinstance(data, dict) and data.get("heartbeat_interval_s") is None:
+            try:
+                lease_s = float(data.get("lease_duration_s", 60))
+            except (TypeError, ValueError):
+                return data  # the lease's own validation says what is wrong with it
+            data = {**data, "heartbeat_interval_s": min(DEFAULT_HEARTBEAT_INTERVAL_S, lease_s / 3)}
+        return data
+
+    @model_validator(mode="after")
+    def _heartbeat_renews_the_lease_in_time(self) -> GridSettings:
+        if self.heartbeat_interval_s * 3 > self.lease_duration_s:
+            raise ValueError(
+                f"HTCGRID_HEARTBEAT_INTERVAL_S is {self.heartbeat_interval_s:g} s; at most a "
+                f"third of HTCGRID_LEASE_DURATION_S ({self.lease_duration_s} s): a lease is "
+                "renewed at the first beat after a third of it is spent, and must be before it "
+                "expires, with a beat to spare"
+            )
+        return self
+
+    def check_heartbeat_covers(self, visibility_timeout_s: int) -> None:
+        """Refuse a heartbeat too slow for task queues whose visibility timeout is
+        ``visibility_timeout_s``: the agent extends a held message at the first beat after a
+        third of its visibility is spent, and must before it runs out."""
+        if self.heartbeat_interval_s * 3 > visibility_timeout_s:
+            raise ValueError(
+                f"HTCGRID_HEARTBEAT_INTERVAL_S is {self.heartbeat_interval_s:g} s; at most a "
+                f"third of the task queues' visibility timeout ({visibility_timeout_s} s, the "
+                "stack's TaskVisibilityTimeoutSeconds), or a held message becomes visible to "
+                "other agents between two beats"
+            )
+
     def priority_or_default(self, priority: int | None) -> int:
         """The priority a task runs at: its own, else the configured default, else the middle."""
         if priority is not None:
@@ -105,6 +167,21 @@ class GridSettings(BaseSettings):
         if self.default_priority is not None:
             return self.default_priority
         return (self.priority_levels - 1) // 2
+
+    def lease_threshold_for(self, visibility_timeout_s: int) -> int:
+        """The lease threshold with task queues whose visibility timeout is
+        ``visibility_timeout_s``: the configured one, else four fifths of the timeout, so an
+        unleased task's whole run fits in one visibility period even before any extension."""
+        if self.lease_threshold_s is None:
+            return visibility_timeout_s * 4 // 5
+        if self.lease_threshold_s >= visibility_timeout_s:
+            raise ValueError(
+                f"HTCGRID_LEASE_THRESHOLD_S is {self.lease_threshold_s} s: it must be below the "
+                f"task queues' visibility timeout ({visibility_timeout_s} s, the stack's "
+                "TaskVisibilityTimeoutSeconds), or a task without a lease outlives its message's "
+                "visibility. Lower it, or unset it to use four fifths of the timeout."
+            )
+        return self.lease_threshold_s
 
     def as_environment(self) -> dict[str, str]:
         """These settings as the ``HTCGRID_*`` variables that recreate them in another process

@@ -33,6 +33,7 @@ from htcgrid_core.models import (
     TaskRecord,
     TaskState,
     TaskSummary,
+    compact_history,
 )
 
 if TYPE_CHECKING:
@@ -371,7 +372,8 @@ class TaskTable:
 
     def record_failure(self, failure: AttemptFailure, target: TaskState, now: float) -> TaskRecord:
         """Record a failed attempt and move the task to ``target``: PENDING at the next attempt,
-        or FAILED (``lifecycle.state_after_failure`` decides). Every attempt's error is kept.
+        or FAILED (``lifecycle.state_after_failure`` decides). Every attempt's error is kept
+        (beyond the first and the last ten, without its message: ``_compact_errors``).
         What the write expects depends on who saw the failure (``lifecycle.expect_failed_by``);
         it names the attempt, so a decision made on a read of the task cannot land on a task
         that moved on since. Returns the task as it now is, for the retry's next message or the
@@ -403,7 +405,30 @@ class TaskTable:
             return_new=True,
         )
         assert record is not None  # return_new always yields the item
-        return record
+        return self._compact_errors(record)
+
+    def _compact_errors(self, record: TaskRecord) -> TaskRecord:
+        """Keep a task's error history far below DynamoDB's 400 KB item limit (an append cannot
+        also rewrite older entries, so this is a second write, made only once the history
+        outgrew what is kept whole: ``models.compact_history``). It expects the history as
+        just written; a failure recorded meanwhile compacts it in turn."""
+        compacted = compact_history(record.errors)
+        if compacted == record.errors:
+            return record
+        try:
+            self._client.update_item(
+                TableName=self._name,
+                Key=keys.task_key(record.session_id, record.task_id),
+                UpdateExpression="SET errors = :errors",
+                ConditionExpression="size(errors) = :count",
+                ExpressionAttributeValues={
+                    ":errors": {"L": [_s(e.model_dump_json()) for e in compacted]},
+                    ":count": _n(len(compacted)),
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return record  # another failure was appended since: its own write compacts
+        return record.model_copy(update={"errors": compacted})
 
     def redrive(self, session_id: str, task_id: str, attempt: int, max_attempts: int) -> TaskRecord:
         """A task FAILED by the DLQ sweep gets one more attempt: FAILED -> PENDING at

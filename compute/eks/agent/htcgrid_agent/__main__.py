@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.health import HealthServer, Probes
+from htcgrid_agent.process import become_subreaper, protect_memory
 from htcgrid_agent.slots import HandlerLoadError
 from htcgrid_agent.worker import Worker
 from htcgrid_core.resources import get_resources
@@ -72,12 +73,28 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         default=None,
         help="serve /healthz (alive) and /readyz (taking work) on this port",
     )
+    parser.add_argument(
+        "--slot-memory-mb",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="address space each slot's child may use; a handler needing more fails its task "
+        "with OutOfMemory (default: no cap)",
+    )
+    parser.add_argument(
+        "--handler-credentials",
+        action="store_true",
+        default=os.environ.get("HTCGRID_HANDLER_CREDENTIALS", "").lower() in ("1", "true"),
+        help="pass the agent's AWS credentials on to handlers (default: handlers get none)",
+    )
     parser.add_argument("--name", default=defaults.name, help="agent name in logs and contexts")
     args = parser.parse_args(argv)
     if not args.handler:
         parser.error("--handler (or HTCGRID_HANDLER) is required")
     if args.slots < 1:
         parser.error("--slots must be at least 1")
+    if args.slot_memory_mb is not None and args.slot_memory_mb < 64:
+        parser.error("--slot-memory-mb must be at least 64 (an interpreter needs about that)")
     if args.starvation_weight is not None and args.starvation_weight < 1:
         parser.error("--starvation-weight must be at least 1")
     return AgentConfig(
@@ -91,12 +108,21 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         long_poll_s=args.long_poll,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
+        slot_memory_mb=args.slot_memory_mb,
+        handler_credentials=args.handler_credentials,
         name=args.name,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    if not config.handler_credentials:
+        # Handlers run as the agent's user: keep them out of its memory, which holds the
+        # credentials it withholds from them (``process.protect_memory``).
+        protect_memory()
+    # Processes a killed handler left behind come to the agent, which collects them (as PID 1
+    # of its container it gets them anyway).
+    become_subreaper()
     if config.metrics_port is not None:
         start_http_server(config.metrics_port)
     worker = Worker(config, get_resources())

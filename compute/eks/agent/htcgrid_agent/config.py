@@ -32,8 +32,14 @@ class AgentConfig:
     #: in seconds (an idle agent flushes at once; thirty pending acknowledgements flush too).
     #: Longer means fuller batches and fewer SQS requests for a small delay in results.
     flush_interval_s: float = 0.25
-    #: Memory reported to handlers by ``context.memory_limit_in_mb``.
-    memory_limit_mb: int = 1024
+    #: Address space each slot's child may use, in MiB (its RLIMIT_AS): a handler that needs
+    #: more fails its attempt with OutOfMemory instead of the kernel killing the container.
+    #: None: no cap. Handlers see it, or else their share of the container's memory, as
+    #: ``context.memory_limit_in_mb``.
+    slot_memory_mb: int | None = None
+    #: Pass the agent's AWS credentials (its environment's keys, profile, Pod Identity or IRSA
+    #: variables) on to handlers. Off: handlers run without them (``slots.handler_environment``).
+    handler_credentials: bool = False
     #: Serve Prometheus metrics on this port (None: off).
     metrics_port: int | None = None
     #: Serve /healthz (liveness) and /readyz (readiness) on this port (None: off).

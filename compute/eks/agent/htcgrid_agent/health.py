@@ -1,8 +1,9 @@
 """Liveness and readiness over HTTP (``--health-port``), for Kubernetes probes.
 
-``/healthz`` answers whether the agent is alive: its fetch loop turned recently (a turn is at
-most a long poll or a second's wait for a free slot, so a stale loop means a hung agent), or it
-is draining, when the loop has stopped on purpose while held tasks finish. ``/readyz`` answers
+``/healthz`` answers whether the agent is alive: every slot, its heartbeat and its reporter run,
+and its fetch loop turned recently (a turn is at most a long poll or a second's wait for a free
+slot, so a stale loop means a hung agent); or it is draining, when the loop has stopped on
+purpose while held tasks finish. ``/readyz`` answers
 whether it takes work: started and not draining. Both read the worker's state; neither calls AWS.
 """
 
@@ -31,6 +32,9 @@ class WorkerState(Protocol):
     def draining(self) -> bool:
         """True once the worker was told to stop: it takes no more work."""
 
+    def problems(self) -> list[str]:
+        """What keeps it from working: dead slot, heartbeat or reporter threads (none: fine)."""
+
 
 class Probes:
     """The two answers, as pure functions of the worker's state and the clock."""
@@ -52,6 +56,9 @@ class Probes:
         """Whether the process should be left running, and why."""
         if self.worker.draining:
             return True, "draining: finishing held tasks"
+        problems = self.worker.problems()
+        if problems:
+            return False, "; ".join(problems)
         last = self.worker.last_turn_at
         since = self._clock() - (self._created_at if last is None else last)
         if since > self.stale_after_s:

@@ -75,6 +75,15 @@ class Reporter:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    @property
+    def alive(self) -> bool:
+        """Whether its thread runs (liveness: without it nothing is acknowledged or notified)."""
+        return self._thread.is_alive()
+
     def finished(
         self,
         queue_url: str,
@@ -152,7 +161,13 @@ class Reporter:
         while not self._stop.is_set():
             self._flush_now.wait(self._interval)
             self._flush_now.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:
+                # Catch-all on purpose: what one flush loses comes back by itself (messages
+                # not deleted are redelivered, their tasks already recorded), but a reporter
+                # that stops would leave every later task unacknowledged.
+                logger.exception("flush failed")
 
     def stop(self) -> None:
         """Flush what is left and stop the thread."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import queue
 import signal
 import threading
@@ -36,20 +37,30 @@ from htcgrid_agent.metrics import (
     START_DELAY_SECONDS,
     TASKS,
 )
+from htcgrid_agent.process import adopts_orphans, memory_mb, reap_orphans
 from htcgrid_agent.reporter import Reporter
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
-from htcgrid_agent.slots import Outcome, Slot
+from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot, handler_environment
+from htcgrid_agent.task_errors import unexpected_outcome
 from htcgrid_core import aws
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
     InvalidSubmissionError,
     PayloadIntegrityError,
+    PayloadMissingError,
     RetryableError,
     TransitionRejected,
 )
 from htcgrid_core.lifecycle import retry_delay_s
-from htcgrid_core.models import AttemptFailure, TaskError, TaskMessage, TaskRecord, TaskState
+from htcgrid_core.models import (
+    AttemptFailure,
+    InlineData,
+    TaskError,
+    TaskMessage,
+    TaskRecord,
+    TaskState,
+)
 from htcgrid_core.payloads import result_key
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
@@ -59,6 +70,12 @@ from htcgrid_core.table import Completion
 
 #: Longest back-off between fetch attempts after AWS errors.
 MAX_RECONNECT_DELAY_S = 30.0
+#: Longest back-off between attempts to restart a slot whose child cannot load the handler.
+MAX_SLOT_RESTART_DELAY_S = 60.0
+#: Failed starts in a row after which a slot counts as dead (liveness fails, the pod restarts).
+SLOT_DEAD_AFTER_LOAD_FAILURES = 3
+#: Errors the agent leaves to the message's redelivery: AWS failed past botocore's retries.
+_AWS_TRANSIENT = (ClientError, BotoCoreError, RetryableError)
 
 
 @dataclass
@@ -68,6 +85,17 @@ class _Lease:
     receipt_handle: str
     lost: bool = False
     extended_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Held:
+    """A received message this agent holds (buffered or running) and when SQS would let
+    another agent receive it (monotonic time)."""
+
+    task: ReceivedTask
+    visible_at: float
+    #: Claimed with a lease: its visibility follows the lease (``_extend``), not this record.
+    leased: bool = False
 
 
 @dataclass
@@ -115,6 +143,14 @@ class Worker:
         self._fetcher_waiting = False
         self._leases: dict[str, _Lease] = {}
         self._running: dict[str, _Running] = {}
+        #: Every message held, by receipt handle: the heartbeat keeps each one hidden.
+        self._held_messages: dict[str, _Held] = {}
+        #: The task queues' visibility timeout and the lease threshold it implies (read from
+        #: the queues when the agent starts).
+        self._visibility_s = 0
+        self._lease_threshold_s = 0
+        #: What each slot may use: its cap, else its share of the agent's memory.
+        self._slot_memory_mb = config.slot_memory_mb or max(1, memory_mb() // config.slots)
         self._sessions = SessionWatch(grid.table, grid.settings.heartbeat_interval_s)
         self._leases_lock = threading.Lock()
         self._reporter = Reporter(
@@ -129,11 +165,35 @@ class Worker:
         self._fetch_order = FetchOrder(grid.queues.priority_levels, config.starvation_weight)
         #: Monotonic time of the fetch loop's last turn (None before the first): liveness.
         self.last_turn_at: float | None = None
+        self._slots: list[Slot] = []
+        self._slot_threads: list[threading.Thread] = []
+        self._heartbeat_thread: threading.Thread | None = None
+        self._reaps_orphans = False
 
     @property
     def draining(self) -> bool:
         """Told to stop: takes no more work (readiness)."""
         return self._stopping.is_set()
+
+    def problems(self) -> list[str]:
+        """What keeps this running agent from doing its work (liveness): a slot, heartbeat or
+        reporter thread that died, or a slot whose child keeps failing to load the handler.
+        Empty while draining, when threads end on purpose."""
+        if self._stopping.is_set():
+            return []
+        found = [
+            f"slot {i} thread died" for i, t in enumerate(self._slot_threads) if not t.is_alive()
+        ]
+        found += [
+            f"slot {i} cannot load the handler ({slot.load_error})"
+            for i, slot in enumerate(self._slots)
+            if slot.load_failures >= SLOT_DEAD_AFTER_LOAD_FAILURES
+        ]
+        if self._heartbeat_thread is not None and not self._heartbeat_thread.is_alive():
+            found.append("heartbeat thread died")
+        if self._reporter.started and not self._reporter.alive:
+            found.append("reporter thread died")
+        return found
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -161,13 +221,35 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        slots = [Slot(self.config.handler) for _ in range(self.config.slots)]
+        queues = self.grid.queues
+        # The shortest, if an operator changed one queue's: every message must stay covered.
+        self._visibility_s = min(
+            queues.visibility_timeout(p) for p in range(queues.priority_levels)
+        )
+        self._lease_threshold_s = self.grid.settings.lease_threshold_for(self._visibility_s)
+        self.grid.settings.check_heartbeat_covers(self._visibility_s)
+        # PID 1 of its container (or a subreaper): the processes a killed handler left behind
+        # become the agent's children, and the heartbeat collects them.
+        self._reaps_orphans = adopts_orphans()
+        environment = handler_environment(
+            os.environ, with_credentials=self.config.handler_credentials
+        )
+        self._slots = slots = [
+            Slot(
+                self.config.handler,
+                environment,
+                memory_limit_mb=self.config.slot_memory_mb,
+                max_result_bytes=self.grid.payloads.max_bytes,
+            )
+            for _ in range(self.config.slots)
+        ]
         self._reporter.start()
-        slot_threads = [
+        self._slot_threads = slot_threads = [
             threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)
             for i, slot in enumerate(slots)
         ]
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        self._heartbeat_thread = heartbeat
         for thread in [*slot_threads, heartbeat]:
             thread.start()
         logger.info("agent started", extra={"slots": self.config.slots})
@@ -204,8 +286,7 @@ class Worker:
                         continue
                     delay = 0.5
                     if self._stopping.is_set():
-                        for task in received:  # arrived during shutdown: not ours to run
-                            self._hand_back(task)
+                        self._hand_back(received)  # arrived during shutdown: not ours to run
                         break
                     if received:
                         self._last_work = time.monotonic()
@@ -214,8 +295,7 @@ class Worker:
                         break
             finally:
                 # Long polls still waiting may yet bring messages: those go straight back.
-                for task in self._collect_long_polls(block_for_all=True):
-                    self._hand_back(task)
+                self._hand_back(self._collect_long_polls(block_for_all=True))
 
     def _should_stop_idle(self) -> bool:
         if self.config.burst:
@@ -292,6 +372,12 @@ class Worker:
         self._fetch_order.served({t.message.priority for t in received if t.message})
         with self._held_changed:
             self._held += len(received)
+        # SQS started each message's visibility clock when it answered the receive.
+        clock_skew = time.monotonic() - time.time()
+        with self._leases_lock:
+            for task in received:
+                visible_at = task.received_at + clock_skew + self._visibility_s
+                self._held_messages[task.receipt_handle] = _Held(task, visible_at)
         for task in received:
             if task.receive_count == 1 and task.sent_at:  # a redelivery waited for other reasons
                 QUEUE_WAIT_SECONDS.observe(max(0.0, task.received_at - task.sent_at))
@@ -304,20 +390,56 @@ class Worker:
 
     def _hand_back_buffered(self) -> None:
         """Messages received but not started go straight back to their queue for others."""
+        tasks: list[ReceivedTask] = []
         while True:
             try:
-                queued = self._buffer.get_nowait()
+                tasks.append(self._buffer.get_nowait().task)
             except queue.Empty:
-                return
-            self._hand_back(queued.task)
+                break
+        self._hand_back(tasks)
+        for task in tasks:
+            self._forget(task)
             self._release_slot()
 
-    def _hand_back(self, task: ReceivedTask) -> None:
+    def _hand_back(self, tasks: list[ReceivedTask]) -> None:
+        """Give back messages this agent will not run through no fault of theirs (it is
+        stopping, or aborting a run): a fresh copy of each is sent and the received one
+        deleted, batched per queue. Making the received one visible again would spend one of
+        the receives after which SQS dead-letters it, and a long task on agents scaled in five
+        times would end FAILED (DeadLettered) without ever failing."""
+        by_queue: dict[str, list[ReceivedTask]] = {}
+        for task in tasks:
+            if task.message is None:  # not a task: its own fault, so on its way to the DLQ
+                self._make_visible(task)
+            else:
+                by_queue.setdefault(task.queue_url, []).append(task)
+        for queue_url, batch in by_queue.items():
+            try:
+                self.grid.queues.send_bodies(queue_url, [task.body for task in batch])
+            except _AWS_TRANSIENT as error:
+                logger.warning("hand-back copies not sent", extra={"error": str(error)})
+                for task in batch:  # as they are, then: spending a receive, losing nothing
+                    self._make_visible(task)
+                continue
+            try:
+                self.grid.queues.delete(queue_url, [task.receipt_handle for task in batch])
+            except (ClientError, BotoCoreError) as error:
+                # The received copies come back after their visibility timeout: duplicates,
+                # which the conditional writes make harmless.
+                logger.warning("handed-back messages not deleted", extra={"error": str(error)})
+
+    def _make_visible(self, task: ReceivedTask) -> None:
+        """Put a received message back as it is, visible at once (its receive counts)."""
         try:
             self.grid.queues.change_visibility(task.queue_url, task.receipt_handle, 0)
         except (ClientError, BotoCoreError) as error:
             # It comes back by itself when its visibility timeout ends.
             logger.warning("hand-back failed", extra={"error": str(error)})
+
+    def _forget(self, task: ReceivedTask) -> None:
+        """The message is no longer held (acknowledged, handed back or left to come back)."""
+        with self._leases_lock:
+            self._held_messages.pop(task.receipt_handle, None)
 
     def _release_slot(self, processed: bool = False) -> None:
         with self._held_changed:
@@ -337,7 +459,24 @@ class Worker:
     # -- one slot -------------------------------------------------------------------------------
 
     def _drive(self, slot: Slot) -> None:
+        """A slot's thread, for the agent's lifetime: whatever a task does, the slot goes on."""
+        restart_at = 0.0
         while True:
+            if not slot.started:
+                # Its child could not load the handler after a crash or timeout: take no task
+                # until it can (other slots take them; liveness fails if it never can).
+                if self._stopping.is_set():
+                    return
+                if time.monotonic() < restart_at:
+                    self._stopping.wait(min(1.0, restart_at - time.monotonic()))
+                    continue
+                try:
+                    slot.start()
+                except HandlerLoadError as error:
+                    delay = min(MAX_SLOT_RESTART_DELAY_S, 2.0**slot.load_failures)
+                    restart_at = time.monotonic() + delay
+                    logger.error("slot cannot load the handler", extra={"error": str(error)})
+                continue
             try:
                 queued = self._buffer.get(timeout=0.2)
             except queue.Empty:
@@ -348,32 +487,40 @@ class Worker:
                 self._wake_fetcher_if_due()
             try:
                 if self._stopping.is_set():
-                    self._hand_back(queued.task)
+                    self._hand_back([queued.task])
                     continue
                 with BUSY_SLOTS.track_inprogress():
                     self._process(slot, queued.task)
-            except (ClientError, BotoCoreError, RetryableError) as error:
+            except _AWS_TRANSIENT as error:
                 # AWS failed past botocore's retries: leave the message; it comes back after
                 # its visibility timeout and the conditional writes make the retry safe.
                 logger.error("task not reported", extra={"error": str(error)})
+            except Exception:
+                # Catch-all on purpose: _process records any failure a task causes, so what
+                # reaches here is a bug of the agent's own; the message comes back after its
+                # visibility timeout (and reaches the DLQ if it always fails), and this slot,
+                # with every message the agent holds, must go on (a dead slot thread stops
+                # the agent taking work while it still looks alive).
+                logger.exception("task not processed")
             finally:
+                self._forget(queued.task)
                 self._release_slot(processed=True)
 
     def _process(self, slot: Slot, task: ReceivedTask) -> None:
         """Run one received message through claim, handler, record and report."""
         message = task.message
         if message is None:
-            # Not a task: hand it straight back so it reaches the DLQ after its receive count.
+            # Not a task: put it straight back, spending a receive, so it reaches the DLQ.
             logger.error("not a task message", extra={"problem": task.problem})
             TASKS.labels("poison").inc()
-            self._hand_back(task)
+            self._make_visible(task)
             return
         if self._cancelled_before_start(message):
             TASKS.labels("cancelled").inc()
             self._acknowledge_cancelled(task, message)
             return
         lease_token: str | None = None
-        if message.timeout_s > self.grid.settings.lease_threshold_s:
+        if message.timeout_s > self._lease_threshold_s:
             lease_token = uuid.uuid4().hex
             if not self._claim(task, message, lease_token):
                 return
@@ -382,35 +529,48 @@ class Worker:
         with self._leases_lock:
             self._running[message.task_id] = running
         try:
-            try:
-                outcome = self._run_handler(slot, message, running)
-            except PayloadIntegrityError as error:
-                # The stored payload is not the one submitted: no retry can fix that.
-                outcome = Outcome(
-                    error_type=type(error).__name__, error_message=str(error), retryable=False
-                )
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                    raise
-                outcome = Outcome(
-                    error_type="PayloadMissing",
-                    error_message=f"the task's payload is gone from S3: {error}",
-                    retryable=False,
-                )
-            if outcome.aborted and running.reason == "cancelled":
-                TASKS.labels("cancelled").inc()
-                self._acknowledge_cancelled(task, message)
-                return
-            if outcome.aborted:
-                self._hand_back_held(task, completion)
-                return
-            timings = AttemptTimings(task.sent_at, task.received_at, running.started_at)
-            START_DELAY_SECONDS.observe(max(0.0, running.started_at - task.received_at))
-            self._record(task, message, completion, outcome, timings)
+            self._run_and_record(slot, task, completion, running)
+        except _AWS_TRANSIENT:
+            raise
+        except Exception as error:
+            # Catch-all on purpose: whatever else processing a task raises (a stored payload
+            # that is not JSON, a result no document can carry, a bug) is this attempt's
+            # failure, recorded with its cause; the slot goes on with the next task.
+            logger.exception("task failed in the agent", extra={"task_id": message.task_id})
+            self._record(task, message, completion, unexpected_outcome(error))
         finally:
             with self._leases_lock:
                 self._leases.pop(message.task_id, None)
                 self._running.pop(message.task_id, None)
+
+    def _run_and_record(
+        self, slot: Slot, task: ReceivedTask, completion: Completion, running: _Running
+    ) -> None:
+        message = running.message
+        try:
+            outcome = self._run_handler(slot, message, running)
+        except PayloadIntegrityError as error:
+            # The stored payload is not the one submitted: no retry can fix that.
+            outcome = Outcome(
+                error_type=type(error).__name__, error_message=str(error), retryable=False
+            )
+        except PayloadMissingError as error:
+            # Deleted with its session, expired, or never uploaded: no retry brings it back.
+            outcome = Outcome(
+                error_type="PayloadMissing",
+                error_message=f"the task's stored payload: {error}",
+                retryable=False,
+            )
+        if outcome.aborted and running.reason == "cancelled":
+            TASKS.labels("cancelled").inc()
+            self._acknowledge_cancelled(task, message)
+            return
+        if outcome.aborted:
+            self._hand_back_held(task, completion)
+            return
+        timings = AttemptTimings(task.sent_at, task.received_at, running.started_at)
+        START_DELAY_SECONDS.observe(max(0.0, running.started_at - task.received_at))
+        self._record(task, message, completion, outcome, timings)
 
     def _claim(self, task: ReceivedTask, message: TaskMessage, lease_token: str) -> bool:
         now = time.time()
@@ -442,6 +602,9 @@ class Worker:
         completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
         with self._leases_lock:
             self._leases[message.task_id] = _Lease(completion, task.queue_url, task.receipt_handle)
+            held = self._held_messages.get(task.receipt_handle)
+            if held is not None:
+                held.leased = True
         # From now on the message's visibility follows the lease (heartbeats extend both): if
         # this worker dies, the reaper retries the task and the message, stale by then, comes
         # back within two lease durations to be cleared, not after the queue's long timeout.
@@ -506,18 +669,31 @@ class Worker:
         )
 
     def _run_handler(self, slot: Slot, message: TaskMessage, running: _Running) -> Outcome:
-        payload = self.grid.payloads.decode(message.payload)
+        # The payload's JSON goes to the slot unparsed: its child parses it, within its own
+        # memory limit, and the agent holds the bytes once.
+        data = message.payload
+        if isinstance(data, InlineData):
+            payload = json.dumps(data.inline).encode()
+        else:
+            if data.size > self._slot_memory_mb * 2**20:
+                return Outcome(
+                    error_type="PayloadTooLarge",
+                    error_message=f"the stored payload is {data.size} bytes; a slot has "
+                    f"{self._slot_memory_mb} MiB of memory",
+                    retryable=False,
+                )
+            payload = self.grid.payloads.fetch(data)
         started = running.started_at = time.time()
         context = TaskContext(
             function_name=self.config.name,
             aws_request_id=message.task_id,
             session_id=message.session_id,
             attempt=message.attempt,
-            memory_limit_in_mb=self.config.memory_limit_mb,
+            memory_limit_in_mb=self._slot_memory_mb,
             deadline=started + message.timeout_s,
         )
         with HANDLER_SECONDS.time():
-            return slot.run(json.dumps(payload), context, message.timeout_s, running.stop)
+            return slot.run(payload, context, message.timeout_s, running.stop)
 
     def _record(
         self,
@@ -529,10 +705,14 @@ class Worker:
     ) -> None:
         table, now = self.grid.table, time.time()
         try:
-            if outcome.succeeded and outcome.result_json is not None:
-                result = self.grid.payloads.encode(
-                    json.loads(outcome.result_json),
-                    result_key(message.session_id, message.task_id),
+            if outcome.succeeded and outcome.result is not None:
+                result = self.grid.payloads.encode_json(
+                    outcome.result,
+                    # A key of this execution's own: a duplicate or late run of the attempt
+                    # can never replace the object a recorded result names.
+                    result_key(
+                        message.session_id, message.task_id, message.attempt, uuid.uuid4().hex
+                    ),
                     what="result",
                 )
                 table.record_success(completion, result, now)
@@ -582,7 +762,7 @@ class Worker:
             attempt=message.attempt,
             max_attempts=message.max_attempts,
             lease_token=completion.lease_token,
-            error=TaskError(
+            error=TaskError.bounded(
                 type=outcome.error_type or "Error",
                 message=outcome.error_message,
                 attempt=message.attempt,
@@ -594,13 +774,14 @@ class Worker:
             self._reporter.finished(task.queue_url, task.receipt_handle, None)
 
     def _hand_back_held(self, task: ReceivedTask, completion: Completion) -> None:
-        """Abort path: give a running task back, lease released, message visible again."""
+        """Abort path: give a running task back, lease released, a fresh copy of its message
+        queued for another agent."""
         if completion.lease_token is not None:
             try:
                 self.grid.table.release(completion)
             except TransitionRejected:
                 pass  # the lease was already lost: whoever holds the task now decides
-        self._hand_back(task)
+        self._hand_back([task])
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -611,17 +792,63 @@ class Worker:
         while not self._heartbeat_stop.wait(interval):
             try:
                 self._stop_cancelled()
-            except (ClientError, BotoCoreError) as error:
+            except Exception as error:
+                # Catch-all on purpose: a cancellation check that fails (throttled reads
+                # raise RetryableError) is tried again next beat; the leases below must still
+                # be renewed, or every long task this agent runs is lost.
                 logger.warning("cancellation check failed", extra={"error": str(error)})
-            due = time.monotonic() - self.grid.settings.lease_duration_s / 3
-            with self._leases_lock:
-                leases = [
-                    lease
-                    for lease in self._leases.values()
-                    if not lease.lost and lease.extended_at <= due
-                ]
-            for lease in leases:
-                self._extend(lease)
+            try:
+                self._extend_due_leases()
+                self._extend_held_messages()
+                if self._reaps_orphans:
+                    reap_orphans({slot.pid for slot in self._slots if slot.pid is not None})
+            except Exception:
+                # Catch-all on purpose: whatever one beat meets, the next one must come.
+                logger.exception("heartbeat failed")
+
+    def _extend_due_leases(self) -> None:
+        due = time.monotonic() - self.grid.settings.lease_duration_s / 3
+        with self._leases_lock:
+            leases = [
+                lease
+                for lease in self._leases.values()
+                if not lease.lost and lease.extended_at <= due
+            ]
+        for lease in leases:
+            self._extend(lease)
+
+    def _extend_held_messages(self) -> None:
+        """Keep every held message without a lease hidden (buffered ones too: their clock runs
+        from the receive), once a third of its visibility is spent. Else a task that waited
+        for a slot, or runs close to its timeout, is received and run again by another agent."""
+        now = time.monotonic()
+        timeout = self._visibility_s
+        with self._leases_lock:
+            due = [
+                held
+                for held in self._held_messages.values()
+                if not held.leased and held.visible_at - now < timeout * 2 / 3
+            ]
+        by_queue: dict[str, list[_Held]] = {}
+        for held in due:
+            by_queue.setdefault(held.task.queue_url, []).append(held)
+        for queue_url, batch in by_queue.items():
+            try:
+                refused = set(
+                    self.grid.queues.extend_visibility(
+                        queue_url, [held.task.receipt_handle for held in batch], timeout
+                    )
+                )
+            except _AWS_TRANSIENT as error:
+                logger.warning("visibility not extended", extra={"error": str(error)})
+                continue  # the next beat tries again
+            for held in batch:
+                if held.task.receipt_handle in refused:
+                    # Finished meanwhile, or already visible again: tried again next beat while
+                    # held; a copy run elsewhere is a harmless duplicate.
+                    logger.warning("visibility not extended", extra={"queue": queue_url})
+                else:
+                    held.visible_at = now + timeout
 
     def _stop_cancelled(self) -> None:
         """Halt the handlers of running tasks whose session or task was cancelled."""
@@ -660,5 +887,5 @@ class Worker:
                 # Its result could never be recorded now: stop spending compute on it.
                 cancelled = current is not None and current.state is TaskState.CANCELLED
                 running.halt("cancelled" if cancelled else "abort")
-        except (ClientError, BotoCoreError) as error:
+        except _AWS_TRANSIENT as error:
             logger.warning("heartbeat failed", extra={"error": str(error)})
