@@ -79,7 +79,7 @@ def test_an_overwritten_stored_result_is_refused_not_read(
     """CKV_AWS_21: versions would restore an overwritten object, but none needs restoring: a
     stored result is read through its record's size and SHA-256, so an overwrite fails the
     read rather than being returned."""
-    key = result_key(session_id, "task-1")
+    key = result_key(session_id, "task-1", 1, "run")
     stored = grid.payloads.encode({"price": "x" * 20_000}, key, what="result")
     assert isinstance(stored, StoredData)
     s3 = aws.client("s3", grid.settings.endpoint_url, grid.settings.region)

@@ -62,7 +62,7 @@ def notify(session: Session, *results: TaskResult) -> None:
 def corrupted_result(client: Grid, session: Session, task_id: str) -> StoredData:
     """A stored result whose object does not match its recorded SHA-256 (as a late duplicate
     execution's upload would leave it)."""
-    key = result_key(session.id, task_id)
+    key = result_key(session.id, task_id, 1, "run")
     body = b'{"value": "overwritten"}'
     s3 = aws.s3(client.settings.endpoint_url, client.settings.region)
     s3.put_object(Bucket=client.settings.bucket_name, Key=key, Body=body)
