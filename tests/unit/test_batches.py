@@ -81,10 +81,27 @@ def test_chunks_read_the_payloads_as_they_go() -> None:
     assert (second.number, second.first) == (1, len(first))
 
 
-def test_a_payload_json_cannot_hold_is_named_by_its_index() -> None:
-    stream = chunks([1, 2, float("nan")], inline_threshold_bytes=THRESHOLD, result_queue_url=None)
-    with pytest.raises(InvalidSubmissionError, match=r"payloads\[2\]"):
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (float("nan"), "Out of range float"),
+        (float("inf"), "Out of range float"),
+        ({"when": object()}, "not JSON serializable"),
+        ({"name": "caf\udce9.txt"}, "lone surrogate"),
+        ({"caf\udce9": 1}, "lone surrogate"),
+    ],
+    ids=["NaN", "infinity", "an object", "a lone surrogate", "a lone surrogate in a key"],
+)
+def test_a_payload_json_cannot_hold_is_named_by_its_index(payload: JsonValue, why: str) -> None:
+    stream = chunks([1, 2, payload], inline_threshold_bytes=THRESHOLD, result_queue_url=None)
+    with pytest.raises(InvalidSubmissionError, match=rf"payloads\[2\] .*{why}"):
         list(stream)
+
+
+def test_unicode_payloads_are_fine_and_sized_as_the_grid_sizes_them() -> None:
+    payload = {"name": "café ☃ 𝄞", "€": ["ü" * 10]}
+    (chunk,) = chunks([payload], inline_threshold_bytes=THRESHOLD, result_queue_url=None)
+    assert chunk.payloads == [payload]
 
 
 def test_the_same_payloads_make_the_same_chunks() -> None:

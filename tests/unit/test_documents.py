@@ -77,11 +77,66 @@ def test_oversized_inline_payload_is_rejected_with_its_size_and_the_limit() -> N
         check_against_settings(parsed, GridSettings(inline_threshold_bytes=64))
 
 
-def test_stored_payload_outside_the_session_prefix_is_rejected() -> None:
-    stored = {"s3_key": "sessions/other/payloads/x.json", "size": 1, "sha256": "0" * 64}
-    parsed = parse_document(Submission, submission(tasks=[{"payload": stored}]))
-    with pytest.raises(InvalidSubmissionError, match=r"s3_key: must lie under .*sessions/s1/"):
+def stored_payload(s3_key: str, size: int = 1) -> dict[str, object]:
+    return {"s3_key": s3_key, "size": size, "sha256": "0" * 64}
+
+
+@pytest.mark.parametrize(
+    "s3_key",
+    [
+        "sessions/other/payloads/x.json",
+        "sessions/s1-and-more/payloads/x.json",
+        "sessions/s1/../other/payloads/x.json",
+        "sessions/s1/payloads/../../other/x.json",
+        "sessions/s1/./payloads/x.json",
+        "sessions/s1//payloads/x.json",
+        "sessions/s1/payloads/..",
+        "sessions/s1/",
+    ],
+)
+def test_stored_payload_outside_the_session_prefix_is_rejected(s3_key: str) -> None:
+    parsed = parse_document(Submission, submission(tasks=[{"payload": stored_payload(s3_key)}]))
+    with pytest.raises(
+        InvalidSubmissionError, match=r"tasks\.0\.payload\.s3_key: must lie under .*sessions/s1/"
+    ):
         check_against_settings(parsed, GridSettings())
+
+
+def test_text_no_utf_8_document_can_hold_is_refused_before_any_write() -> None:
+    # GIVEN a submission from another SDK whose JSON escapes a lone surrogate (valid JSON
+    # text, but no DynamoDB item, SQS message or UTF-8 document can carry it)
+    inline = json.loads(json.dumps(submission(tasks=[{"payload": {"inline": "caf\udce9"}}])))
+    stored = submission(tasks=[{"payload": stored_payload("sessions/s1/payloads/\udce9.json")}])
+    # THEN it is refused naming the field: by the inline size check, or (a key) by the model
+    with pytest.raises(InvalidSubmissionError, match=r"tasks\.0\.payload .*lone surrogate"):
+        check_against_settings(parse_document(Submission, inline), GridSettings())
+    with pytest.raises(InvalidSubmissionError, match=r"tasks\.0\.payload\.StoredData\.s3_key"):
+        parse_document(Submission, stored)
+    # AND valid Unicode, astral planes included, is fine
+    fine = submission(tasks=[{"payload": {"inline": {"név": "café ☃ 𝄞"}}}])
+    check_against_settings(parse_document(Submission, fine), GridSettings())
+
+
+@pytest.mark.parametrize("s3_key", ["sessions/s1/payloads/..x.json", "sessions/s1/a.b/.c"])
+def test_dots_that_are_not_a_path_segment_of_their_own_are_fine(s3_key: str) -> None:
+    parsed = parse_document(Submission, submission(tasks=[{"payload": stored_payload(s3_key)}]))
+    check_against_settings(parsed, GridSettings())
+
+
+def test_a_stored_payload_declared_larger_than_the_grid_stores_is_rejected_with_the_limit() -> None:
+    limit = GridSettings().max_payload_bytes
+    assert limit == 5 * 1024**3  # S3's largest single PUT
+    key = "sessions/s1/payloads/x.json"
+    at_limit = submission(tasks=[{"payload": stored_payload(key, limit)}])
+    check_against_settings(parse_document(Submission, at_limit), GridSettings())
+    over = parse_document(
+        Submission, submission(tasks=[{"payload": stored_payload(key, limit + 1)}])
+    )
+    with pytest.raises(
+        InvalidSubmissionError,
+        match=rf"tasks\.0\.payload\.size: {limit + 1} bytes; the largest .* is {limit} bytes",
+    ):
+        check_against_settings(over, GridSettings())
 
 
 def test_task_ids_are_deterministic_per_token_and_distinct_per_index() -> None:
