@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError
@@ -14,8 +15,10 @@ from htcgrid_core.models import (
     MAX_TASKS_PER_SUBMISSION,
     MAX_TIMEOUT_S,
     TASK_STATE_OVERHEAD_BYTES,
+    CancelRequest,
     DispatchBatch,
     InlineData,
+    StatusFunctionInput,
     Submission,
     TaskMessage,
 )
@@ -50,6 +53,15 @@ def test_a_valid_submission_parses() -> None:
     ("overrides", "named"),
     [
         ({"session_id": "bad id!"}, "session_id"),
+        ({"session_id": "../other"}, "session_id"),
+        ({"session_id": "a/b"}, "session_id"),
+        ({"session_id": "café"}, "session_id"),
+        ({"session_id": "caf\udce9"}, "session_id"),
+        ({"session_id": "s" * 49}, "session_id"),
+        ({"session_id": "s1\n"}, "session_id"),
+        ({"submission_token": "t" * 65}, "submission_token"),
+        ({"submission_token": "../t"}, "submission_token"),
+        ({"submission_token": "tök"}, "submission_token"),
         ({"tasks": []}, "tasks"),
         ({"tasks": [{"payload": {"inline": 1}}] * (MAX_TASKS_PER_SUBMISSION + 1)}, "tasks"),
         ({"tasks": [{"payload": {"inline": 1}, "timeout_s": 0}]}, "tasks.0.timeout_s"),
@@ -61,6 +73,22 @@ def test_a_valid_submission_parses() -> None:
 def test_invalid_submission_error_names_the_field(overrides: dict[str, object], named: str) -> None:
     with pytest.raises(InvalidSubmissionError, match=named):
         parse_document(Submission, submission(**overrides))
+
+
+@pytest.mark.parametrize("task_id", ["../t", "a/b", "tâche", "t" * 101, "t\n"])
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (StatusFunctionInput, {"action": "results", "session_id": "s1"}),
+        (CancelRequest, {"session_id": "s1"}),
+    ],
+    ids=["results query", "cancel request"],
+)
+def test_a_task_id_the_grid_never_issues_is_refused_naming_the_field(
+    task_id: str, model: type[BaseModel], fields: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidSubmissionError, match=r"\btask_ids\.0: "):
+        parse_document(model, {**fields, "task_ids": [task_id]})
 
 
 def test_priority_beyond_the_grids_levels_is_rejected_with_the_range() -> None:
