@@ -224,6 +224,7 @@ class Session:
             payloads,
             inline_threshold_bytes=self.grid.settings.inline_threshold_bytes,
             result_queue_url=self.result_queue_url,
+            max_payload_bytes=self.grid.payloads.max_bytes,
         )
         receipts: dict[int, Receipt] = {}
         sent = 0

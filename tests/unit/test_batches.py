@@ -98,6 +98,25 @@ def test_a_payload_json_cannot_hold_is_named_by_its_index(payload: JsonValue, wh
         list(stream)
 
 
+def test_a_payload_above_the_largest_the_grid_stores_is_named_by_its_index() -> None:
+    # (5 GiB on a grid: S3's largest single PUT; a smaller limit here)
+    payloads = [{"x": 1}, "y" * 1000, "y" * 998]
+    stream = chunks(
+        payloads, inline_threshold_bytes=THRESHOLD, result_queue_url=None, max_payload_bytes=1000
+    )
+    with pytest.raises(
+        InvalidSubmissionError, match=r"^payloads\[1\]: 1002 bytes .* the largest payload is 1000"
+    ):
+        list(stream)
+    fits = chunks(
+        payloads[::2],
+        inline_threshold_bytes=THRESHOLD,
+        result_queue_url=None,
+        max_payload_bytes=1000,
+    )
+    assert [len(chunk) for chunk in fits] == [2]
+
+
 def test_unicode_payloads_are_fine_and_sized_as_the_grid_sizes_them() -> None:
     payload = {"name": "café ☃ 𝄞", "€": ["ü" * 10]}
     (chunk,) = chunks([payload], inline_threshold_bytes=THRESHOLD, result_queue_url=None)

@@ -5,7 +5,7 @@ would fail the test)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -13,6 +13,7 @@ from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
 from htcgrid.session import MAX_TOKEN_CHARS, Session
 from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.payloads import PayloadStore
 
 #: Session ids the grid refuses: a path, a separator, Unicode, too long, a leading
 #: dash, a trailing newline, a space.
@@ -86,3 +87,16 @@ def test_a_priority_the_grid_has_not_is_refused_before_any_call(grid: Grid, prio
     session = Session(grid, "s1", None)
     with pytest.raises(InvalidSubmissionError, match=rf"^priority: {priority} .*\(0 to 2\)"):
         session.submit([{"x": 1}], priority=priority)
+
+
+def test_a_payload_above_the_largest_the_grid_stores_is_refused_before_any_call(
+    grid: Grid,
+) -> None:
+    # GIVEN a grid storing payloads of up to 20,000 bytes (5 GiB on a real one: S3's largest PUT)
+    grid.payloads = PayloadStore(
+        cast(Any, None), "bucket", grid.settings.inline_threshold_bytes, 20_000
+    )
+    session = Session(grid, "s1", None)
+    # THEN submitting a bigger one is refused, naming it, before anything is uploaded or sent
+    with pytest.raises(InvalidSubmissionError, match=r"^payloads\[1\]: 30002 bytes .* 20000"):
+        session.submit([{"x": 1}, "y" * 30_000])
