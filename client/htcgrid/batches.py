@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import JsonValue
 
+from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     DISPATCH_BATCH_OVERHEAD_BYTES,
     MAX_DISPATCH_BATCH_BYTES,
@@ -50,10 +51,15 @@ def state_bytes(value: JsonValue) -> int:
 
 
 def chunks(
-    payloads: Iterable[JsonValue], *, inline_threshold_bytes: int, result_queue_url: str | None
+    payloads: Iterable[JsonValue],
+    *,
+    inline_threshold_bytes: int,
+    result_queue_url: str | None,
+    max_payload_bytes: int | None = None,
 ) -> Iterator[Chunk]:
     """``payloads`` in submission-sized chunks, made as the iteration reaches them. A payload
-    JSON cannot hold raises ``InvalidSubmissionError`` naming it (``payloads[<index>]``)."""
+    JSON cannot hold, or whose JSON is above ``max_payload_bytes`` (the largest object the
+    grid stores), raises ``InvalidSubmissionError`` naming it (``payloads[<index>]``)."""
     budget = MAX_DISPATCH_BATCH_BYTES - DISPATCH_BATCH_OVERHEAD_BYTES
     per_task = TASK_STATE_OVERHEAD_BYTES + state_bytes(result_queue_url)
     number = first = size = 0
@@ -61,6 +67,11 @@ def chunks(
     stored: list[bool] = []
     for index, payload in enumerate(payloads):
         inline_size = len(to_json_bytes(payload, what=f"payloads[{index}]"))
+        if max_payload_bytes is not None and inline_size > max_payload_bytes:
+            raise InvalidSubmissionError(
+                f"payloads[{index}]: {inline_size} bytes of JSON; the largest payload is "
+                f"{max_payload_bytes} bytes"
+            )
         is_stored = inline_size > inline_threshold_bytes
         cost = per_task + (STORED_PAYLOAD_STATE_BYTES if is_stored else state_bytes(payload))
         if batch and (size + cost > budget or len(batch) == MAX_TASKS_PER_SUBMISSION):

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 import time
 import uuid
 from collections import deque
@@ -39,6 +40,8 @@ from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
 from htcgrid_core.models import (
     MAX_ERROR_MESSAGE_CHARS,
+    SESSION_ID_PATTERN,
+    SUBMISSION_TOKEN_PATTERN,
     CancelReport,
     Data,
     InlineData,
@@ -126,6 +129,7 @@ class Session:
     the result queue is removed when done."""
 
     def __init__(self, grid: Grid, session_id: str, result_queue_url: str | None) -> None:
+        check_session_id(session_id)
         self.grid = grid
         self.id = session_id
         self.result_queue_url = result_queue_url
@@ -152,6 +156,7 @@ class Session:
     def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
         """Have the session function create the session's result queue (encrypted, TLS-only:
         clients cannot create queues) if it streams results."""
+        check_session_id(session_id)
         url = grid.open_result_queue(session_id) if stream_results else None
         return cls(grid, session_id, url)
 
@@ -210,10 +215,16 @@ class Session:
                 f"submission_token: {len(token)} characters; at most {MAX_TOKEN_CHARS} (the "
                 "client appends '.<n>' to name each submission of the call)"
             )
+        if not re.fullmatch(SUBMISSION_TOKEN_PATTERN, token):
+            raise InvalidSubmissionError(
+                f"submission_token: {token!r} is not a token (ASCII letters, digits, '_', '.', "
+                "':' and '-', the first a letter or digit)"
+            )
         stream = batches.chunks(
             payloads,
             inline_threshold_bytes=self.grid.settings.inline_threshold_bytes,
             result_queue_url=self.result_queue_url,
+            max_payload_bytes=self.grid.payloads.max_bytes,
         )
         receipts: dict[int, Receipt] = {}
         sent = 0
@@ -481,6 +492,16 @@ class Session:
                     )
                 time.sleep(min(2.0, 0.2 * 2**attempt) * random.random())  # noqa: S311 - jitter
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_session_id(session_id: str) -> None:
+    """Refuse, naming the field, a session id the grid would refuse, before the client names
+    a result queue or an S3 key with it or makes any call."""
+    if not re.fullmatch(SESSION_ID_PATTERN, session_id):
+        raise InvalidSubmissionError(
+            f"session_id: {session_id[:60]!r} is not a session id (1 to 48 ASCII letters, "
+            "digits, '_' and '-', the first a letter or digit)"
+        )
 
 
 def _settle(

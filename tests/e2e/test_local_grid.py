@@ -97,6 +97,27 @@ def test_large_payloads_and_results_travel_through_s3(client: Grid) -> None:
     assert len(done.value["padding"]) == 30_000  # type: ignore[index]
 
 
+def test_unicode_payloads_and_results_come_back_unchanged_inline_and_through_s3(
+    client: Grid,
+) -> None:
+    small = "café ☃ 𝄞 Ω"
+    large = "ünïcödé ☃ 𝄞 ∑ " * 2000  # above the inline threshold however it is counted
+    with client.open_session() as session:
+        task_ids = session.submit([{"value": small}, {"value": large}])
+        results = {done.task_id: done for done in session.wait(timeout=120)}
+        again = {result.task_id: result for result in client.iter_results(session.id)}
+    inline, stored = (results[t] for t in task_ids)
+    assert inline.ok
+    assert stored.ok
+    assert inline.value["value"] == small  # type: ignore[index,call-overload]
+    assert isinstance(inline.result.result, InlineData)
+    assert stored.value["value"] == large  # type: ignore[index,call-overload]
+    assert isinstance(stored.result.result, StoredData)
+    # AND the table holds the same, read back through the status function
+    assert again[task_ids[0]].result == inline.result.result
+    assert client.payloads.decode(again[task_ids[1]].result) == stored.value  # type: ignore[arg-type]
+
+
 def test_failed_tasks_are_reported_with_their_error(client: Grid) -> None:
     with client.open_session() as session:
         session.submit([{"fail": "permanent"}])

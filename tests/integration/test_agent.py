@@ -20,7 +20,7 @@ from htcgrid_agent import worker as worker_module
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.health import Probes
 from htcgrid_agent.worker import Worker
-from htcgrid_core import aws, result_queues
+from htcgrid_core import aws, deadletters, result_queues
 from htcgrid_core.errors import RetryableError
 from htcgrid_core.models import (
     InlineData,
@@ -254,10 +254,12 @@ def test_a_message_that_is_not_a_task_ends_in_the_dlq_and_nothing_else_is_lost(
     sqs.send_message(QueueUrl=url, MessageBody='{"hello": "world"}')
     batch = submit(grid, session_id, [{"value": i} for i in range(5)])
     run_burst(grid)
-    dlq = sqs.get_queue_url(QueueName=f"{grid_settings.queue_prefix}-p1-dlq")["QueueUrl"]
-    (dead,) = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
-    assert dead["Body"] == '{"hello": "world"}'
     assert set(states(grid, session_id, batch.task_ids).values()) == {TaskState.SUCCEEDED}
+    # AND the DLQ listing (`htcgrid dlq list`) shows the body with why it is not a task
+    (dead,) = deadletters.peek(grid.queues, grid.table, [1])
+    assert (dead.message, dead.task) == (None, None)
+    assert dead.problem is not None
+    assert dead.problem.startswith("not a task message: ")
 
 
 def test_a_missing_or_altered_stored_payload_fails_its_task_with_the_reason(
@@ -578,3 +580,21 @@ def test_a_task_over_its_slots_memory_fails_out_of_memory_and_the_agent_goes_on(
     assert [(e.type, e.retryable) for e in too_big.errors] == [("PayloadTooLarge", False)]
     assert fits.state is TaskState.SUCCEEDED
     assert fits.result == InlineData(inline={"memory_limit_in_mb": 256})
+
+
+def test_a_result_above_the_grids_largest_object_fails_its_task_for_good(
+    grid: GridResources, session_id: str
+) -> None:
+    # GIVEN a grid whose largest stored object is 2 MiB (5 GiB on a real one), and a task
+    # whose handler returns 3 MiB
+    small = GridResources.from_settings(
+        grid.settings.model_copy(update={"max_payload_bytes": 2 * 2**20})
+    )
+    batch = submit(small, session_id, [{"result_mb": 3}, {"value": "fits"}])
+    AgentThread(small, handler=HOSTILE, slots=1, burst=True).join()
+    too_big, fits = (small.table.get_records(session_id, batch.task_ids)[t] for t in batch.task_ids)
+    # THEN that task failed for good, saying why, unread and unstored; the next one ran
+    assert too_big.state is TaskState.FAILED
+    assert [(e.type, e.retryable) for e in too_big.errors] == [("ResultTooLarge", False)]
+    assert "the limit is 2097152 bytes" in too_big.errors[0].message
+    assert fits.state is TaskState.SUCCEEDED

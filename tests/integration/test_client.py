@@ -7,6 +7,7 @@ No agent runs here: a test plays the agent by sending the notices an agent would
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import pytest
@@ -62,7 +63,7 @@ def notify(session: Session, *results: TaskResult) -> None:
 def corrupted_result(client: Grid, session: Session, task_id: str) -> StoredData:
     """A stored result whose object does not match its recorded SHA-256 (as a late duplicate
     execution's upload would leave it)."""
-    key = result_key(session.id, task_id, 1, "run")
+    key = result_key(session.id, task_id, 1, "corrupted")
     body = b'{"value": "overwritten"}'
     s3 = aws.s3(client.settings.endpoint_url, client.settings.region)
     s3.put_object(Bucket=client.settings.bucket_name, Key=key, Body=body)
@@ -143,6 +144,36 @@ def test_a_notice_naming_another_session_is_never_yielded(client: Grid) -> None:
         # THEN only the genuine result comes out
         (done,) = session.results(timeout=30)
     assert done.value == "genuine"
+
+
+@pytest.mark.shared_stack
+def test_notices_that_are_not_notices_are_dropped_and_the_genuine_one_is_yielded(
+    client: Grid,
+) -> None:
+    with client.open_session() as session:
+        (task_id,) = session.submit([{"value": 1}])
+        assert session.result_queue_url
+        sqs = session.grid.endpoints.client("sqs")
+        genuine = finished(session, task_id, InlineData(inline="genuine"))
+        # GIVEN bodies on the result queue that are not result notices: not JSON, a notice
+        # with a field no notice has, and one whose result is not a result
+        for body in (
+            "not JSON",
+            ResultNotice(results=[genuine]).model_dump_json()[:-1] + ', "surprise": 1}',
+            json.dumps({"results": [{"task_id": task_id, "state": "SUCCEEDED"}]}),
+        ):
+            sqs.send_message(QueueUrl=session.result_queue_url, MessageBody=body)
+        # AND then the genuine notice
+        notify(session, genuine)
+        # THEN only the genuine result comes out
+        (done,) = session.results(timeout=30)
+        assert (done.task_id, done.value) == (task_id, "genuine")
+        # AND nothing is left on the queue to be read again
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=session.result_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert set(attributes.values()) == {"0"}
 
 
 @pytest.mark.shared_stack

@@ -5,6 +5,7 @@ These are the same events `sam local invoke <Function> -e events/<name>.json` ta
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import time
@@ -149,6 +150,37 @@ def test_results_returns_finished_tasks(
 def test_status_rejects_an_unknown_action(invoke: Invoke, session_id: str) -> None:
     with pytest.raises(InvalidSubmissionError, match="action"):
         invoke("status", {"action": "explode", "session_id": session_id})
+
+
+def forged_token(key: object) -> str:
+    """A next_token made by hand, well formed (base64 JSON of a shard and a key)."""
+    return base64.urlsafe_b64encode(json.dumps({"shard": 3, "key": key}).encode()).decode()
+
+
+@pytest.mark.shared_stack
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"pk": {"S": "another-session#03"}, "sk": {"S": "t"}},
+        {"pk": {"S": "x"}},
+        {"partition": {"S": "x"}, "sk": {"S": "t"}},
+    ],
+    ids=["another session's key", "a key without its sort key", "a key of other attributes"],
+)
+@pytest.mark.parametrize(
+    ("function", "query"),
+    [("status", {"action": "results"}), ("status", {"action": "tasks"}), ("cancel", {})],
+    ids=["results", "tasks", "cancel"],
+)
+def test_a_forged_next_token_is_refused_naming_the_field_not_by_dynamodb(
+    invoke: Invoke, session_id: str, function: str, query: dict[str, Any], key: object
+) -> None:
+    # GIVEN a session with tasks, and a well-formed token whose key is not one of its pages'
+    invoke("submission", event("submission", session_id=session_id))
+    request = {**query, "session_id": session_id, "next_token": forged_token(key)}
+    # THEN the function refuses it as bad input naming the field (no DynamoDB error, no page)
+    with pytest.raises(InvalidSubmissionError, match=r"^next_token: "):
+        invoke(function, request)
 
 
 def test_cancel_cancels_the_sample_session(

@@ -21,6 +21,7 @@ from htcgrid_core.models import (
     TasksQuery,
     TaskState,
 )
+from htcgrid_core.paging import encode_position
 from htcgrid_core.payloads import payload_key, result_key
 from htcgrid_core.resources import GridResources
 from htcgrid_core.sessions import delete_session, list_sessions, list_tasks, status_of
@@ -229,9 +230,11 @@ def test_sessions_page_from_newest_to_oldest_with_a_token(
     assert [s.session_id for s in first.sessions] == names[:0:-1]
     assert [s.session_id for s in second.sessions] == names[:1]
     assert first.next_token is not None
-    # AND a token this grid did not issue is refused, naming the field
-    with pytest.raises(InvalidSubmissionError, match="next_token"):
-        list_sessions(SessionsQuery(limit=1, next_token="not-a-token"), grid.table, counters)
+    # AND a token this grid did not issue is refused, naming the field: one that is not
+    # base64 JSON, or a well-formed one whose position is no number DynamoDB takes
+    for forged in ("not-a-token", encode_position({"before": float("nan")})):
+        with pytest.raises(InvalidSubmissionError, match="next_token"):
+            list_sessions(SessionsQuery(limit=1, next_token=forged), grid.table, counters)
 
 
 @pytest.mark.shared_stack

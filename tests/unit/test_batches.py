@@ -81,10 +81,46 @@ def test_chunks_read_the_payloads_as_they_go() -> None:
     assert (second.number, second.first) == (1, len(first))
 
 
-def test_a_payload_json_cannot_hold_is_named_by_its_index() -> None:
-    stream = chunks([1, 2, float("nan")], inline_threshold_bytes=THRESHOLD, result_queue_url=None)
-    with pytest.raises(InvalidSubmissionError, match=r"payloads\[2\]"):
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (float("nan"), "Out of range float"),
+        (float("inf"), "Out of range float"),
+        ({"when": object()}, "not JSON serializable"),
+        ({"name": "caf\udce9.txt"}, "lone surrogate"),
+        ({"caf\udce9": 1}, "lone surrogate"),
+    ],
+    ids=["NaN", "infinity", "an object", "a lone surrogate", "a lone surrogate in a key"],
+)
+def test_a_payload_json_cannot_hold_is_named_by_its_index(payload: JsonValue, why: str) -> None:
+    stream = chunks([1, 2, payload], inline_threshold_bytes=THRESHOLD, result_queue_url=None)
+    with pytest.raises(InvalidSubmissionError, match=rf"payloads\[2\] .*{why}"):
         list(stream)
+
+
+def test_a_payload_above_the_largest_the_grid_stores_is_named_by_its_index() -> None:
+    # (5 GiB on a grid: S3's largest single PUT; a smaller limit here)
+    payloads = [{"x": 1}, "y" * 1000, "y" * 998]
+    stream = chunks(
+        payloads, inline_threshold_bytes=THRESHOLD, result_queue_url=None, max_payload_bytes=1000
+    )
+    with pytest.raises(
+        InvalidSubmissionError, match=r"^payloads\[1\]: 1002 bytes .* the largest payload is 1000"
+    ):
+        list(stream)
+    fits = chunks(
+        payloads[::2],
+        inline_threshold_bytes=THRESHOLD,
+        result_queue_url=None,
+        max_payload_bytes=1000,
+    )
+    assert [len(chunk) for chunk in fits] == [2]
+
+
+def test_unicode_payloads_are_fine_and_sized_as_the_grid_sizes_them() -> None:
+    payload = {"name": "café ☃ 𝄞", "€": ["ü" * 10]}
+    (chunk,) = chunks([payload], inline_threshold_bytes=THRESHOLD, result_queue_url=None)
+    assert chunk.payloads == [payload]
 
 
 def test_the_same_payloads_make_the_same_chunks() -> None:

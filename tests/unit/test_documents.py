@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from htcgrid_core import keys
 from htcgrid_core.errors import InvalidSubmissionError
@@ -14,8 +15,10 @@ from htcgrid_core.models import (
     MAX_TASKS_PER_SUBMISSION,
     MAX_TIMEOUT_S,
     TASK_STATE_OVERHEAD_BYTES,
+    CancelRequest,
     DispatchBatch,
     InlineData,
+    StatusFunctionInput,
     Submission,
     TaskMessage,
 )
@@ -50,6 +53,15 @@ def test_a_valid_submission_parses() -> None:
     ("overrides", "named"),
     [
         ({"session_id": "bad id!"}, "session_id"),
+        ({"session_id": "../other"}, "session_id"),
+        ({"session_id": "a/b"}, "session_id"),
+        ({"session_id": "café"}, "session_id"),
+        ({"session_id": "caf\udce9"}, "session_id"),
+        ({"session_id": "s" * 49}, "session_id"),
+        ({"session_id": "s1\n"}, "session_id"),
+        ({"submission_token": "t" * 65}, "submission_token"),
+        ({"submission_token": "../t"}, "submission_token"),
+        ({"submission_token": "tök"}, "submission_token"),
         ({"tasks": []}, "tasks"),
         ({"tasks": [{"payload": {"inline": 1}}] * (MAX_TASKS_PER_SUBMISSION + 1)}, "tasks"),
         ({"tasks": [{"payload": {"inline": 1}, "timeout_s": 0}]}, "tasks.0.timeout_s"),
@@ -61,6 +73,22 @@ def test_a_valid_submission_parses() -> None:
 def test_invalid_submission_error_names_the_field(overrides: dict[str, object], named: str) -> None:
     with pytest.raises(InvalidSubmissionError, match=named):
         parse_document(Submission, submission(**overrides))
+
+
+@pytest.mark.parametrize("task_id", ["../t", "a/b", "tâche", "t" * 101, "t\n"])
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (StatusFunctionInput, {"action": "results", "session_id": "s1"}),
+        (CancelRequest, {"session_id": "s1"}),
+    ],
+    ids=["results query", "cancel request"],
+)
+def test_a_task_id_the_grid_never_issues_is_refused_naming_the_field(
+    task_id: str, model: type[BaseModel], fields: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidSubmissionError, match=r"\btask_ids\.0: "):
+        parse_document(model, {**fields, "task_ids": [task_id]})
 
 
 def test_priority_beyond_the_grids_levels_is_rejected_with_the_range() -> None:
@@ -77,11 +105,66 @@ def test_oversized_inline_payload_is_rejected_with_its_size_and_the_limit() -> N
         check_against_settings(parsed, GridSettings(inline_threshold_bytes=64))
 
 
-def test_stored_payload_outside_the_session_prefix_is_rejected() -> None:
-    stored = {"s3_key": "sessions/other/payloads/x.json", "size": 1, "sha256": "0" * 64}
-    parsed = parse_document(Submission, submission(tasks=[{"payload": stored}]))
-    with pytest.raises(InvalidSubmissionError, match=r"s3_key: must lie under .*sessions/s1/"):
+def stored_payload(s3_key: str, size: int = 1) -> dict[str, object]:
+    return {"s3_key": s3_key, "size": size, "sha256": "0" * 64}
+
+
+@pytest.mark.parametrize(
+    "s3_key",
+    [
+        "sessions/other/payloads/x.json",
+        "sessions/s1-and-more/payloads/x.json",
+        "sessions/s1/../other/payloads/x.json",
+        "sessions/s1/payloads/../../other/x.json",
+        "sessions/s1/./payloads/x.json",
+        "sessions/s1//payloads/x.json",
+        "sessions/s1/payloads/..",
+        "sessions/s1/",
+    ],
+)
+def test_stored_payload_outside_the_session_prefix_is_rejected(s3_key: str) -> None:
+    parsed = parse_document(Submission, submission(tasks=[{"payload": stored_payload(s3_key)}]))
+    with pytest.raises(
+        InvalidSubmissionError, match=r"tasks\.0\.payload\.s3_key: must lie under .*sessions/s1/"
+    ):
         check_against_settings(parsed, GridSettings())
+
+
+def test_text_no_utf_8_document_can_hold_is_refused_before_any_write() -> None:
+    # GIVEN a submission from another SDK whose JSON escapes a lone surrogate (valid JSON
+    # text, but no DynamoDB item, SQS message or UTF-8 document can carry it)
+    inline = json.loads(json.dumps(submission(tasks=[{"payload": {"inline": "caf\udce9"}}])))
+    stored = submission(tasks=[{"payload": stored_payload("sessions/s1/payloads/\udce9.json")}])
+    # THEN it is refused naming the field: by the inline size check, or (a key) by the model
+    with pytest.raises(InvalidSubmissionError, match=r"tasks\.0\.payload .*lone surrogate"):
+        check_against_settings(parse_document(Submission, inline), GridSettings())
+    with pytest.raises(InvalidSubmissionError, match=r"tasks\.0\.payload\.StoredData\.s3_key"):
+        parse_document(Submission, stored)
+    # AND valid Unicode, astral planes included, is fine
+    fine = submission(tasks=[{"payload": {"inline": {"név": "café ☃ 𝄞"}}}])
+    check_against_settings(parse_document(Submission, fine), GridSettings())
+
+
+@pytest.mark.parametrize("s3_key", ["sessions/s1/payloads/..x.json", "sessions/s1/a.b/.c"])
+def test_dots_that_are_not_a_path_segment_of_their_own_are_fine(s3_key: str) -> None:
+    parsed = parse_document(Submission, submission(tasks=[{"payload": stored_payload(s3_key)}]))
+    check_against_settings(parsed, GridSettings())
+
+
+def test_a_stored_payload_declared_larger_than_the_grid_stores_is_rejected_with_the_limit() -> None:
+    limit = GridSettings().max_payload_bytes
+    assert limit == 5 * 1024**3  # S3's largest single PUT
+    key = "sessions/s1/payloads/x.json"
+    at_limit = submission(tasks=[{"payload": stored_payload(key, limit)}])
+    check_against_settings(parse_document(Submission, at_limit), GridSettings())
+    over = parse_document(
+        Submission, submission(tasks=[{"payload": stored_payload(key, limit + 1)}])
+    )
+    with pytest.raises(
+        InvalidSubmissionError,
+        match=rf"tasks\.0\.payload\.size: {limit + 1} bytes; the largest .* is {limit} bytes",
+    ):
+        check_against_settings(over, GridSettings())
 
 
 def test_task_ids_are_deterministic_per_token_and_distinct_per_index() -> None:

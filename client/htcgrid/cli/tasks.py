@@ -28,12 +28,15 @@ def _payloads(args: argparse.Namespace) -> Iterator[JsonValue]:
     if args.file:
         stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
         with stream:
-            for number, line in enumerate(stream, start=1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except ValueError as error:
-                        raise UsageError(f"{args.file}:{number} is not JSON: {error}") from None
+            try:
+                for number, line in enumerate(stream, start=1):
+                    if line.strip():
+                        try:
+                            yield json.loads(line)
+                        except ValueError as error:
+                            raise UsageError(f"{args.file}:{number} is not JSON: {error}") from None
+            except UnicodeDecodeError as error:  # reading the file, not parsing a line
+                raise UsageError(f"{args.file} is not UTF-8 text: {error}") from None
 
 
 def progress_bar(context: Context, what: str) -> Progress:

@@ -51,7 +51,9 @@ def cancel(
         ids, key = table.page_unfinished(request.session_id, shard, key, limit)
         return [t for t in ids if _cancel_one(table, request.session_id, t, now)], key
 
-    cancelled, token = across_shards(request.next_token, request.limit, cancel_page)
+    cancelled, token = across_shards(
+        request.session_id, request.next_token, request.limit, cancel_page
+    )
     counters.add(request.session_id, {TaskState.CANCELLED: len(cancelled)})
     return CancelReport(
         session_id=request.session_id,

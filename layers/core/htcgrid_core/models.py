@@ -46,9 +46,14 @@ _COMPACT_TYPE_CHARS = 64
 #: Longest timeout a task may ask for (12 hours, SQS's longest visibility timeout).
 MAX_TIMEOUT_S = 43200
 
-SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
+#: A session id names queues, S3 prefixes and table keys: ASCII, at most 48 characters.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$"
+#: A submission token: ASCII, at most 64 characters.
+SUBMISSION_TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # noqa: S105 - not a secret
+
+SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
 TaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
-SubmissionToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+SubmissionToken = Annotated[str, StringConstraints(pattern=SUBMISSION_TOKEN_PATTERN)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Priority = Annotated[int, Field(ge=0, lt=MAX_PRIORITY_LEVELS)]
 

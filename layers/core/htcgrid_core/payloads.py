@@ -57,11 +57,23 @@ def result_key(session_id: str, task_id: str, attempt: int, execution: str) -> s
 
 
 def to_json_bytes(value: JsonValue, *, what: str) -> bytes:
-    """Compact JSON of ``value``; a value JSON cannot hold is an error naming ``what``."""
+    """Compact JSON of ``value`` (ASCII, non-ASCII text escaped); a value JSON cannot hold is
+    an error naming ``what``: NaN, an infinity, a type JSON has not, or text holding a lone
+    surrogate (which Python's JSON escapes, but no UTF-8 document, record or message can
+    carry: its task would fail to be written, after its submission began)."""
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        if "\\ud" in text:  # a surrogate's escape: paired (fine) or lone (refused)
+            json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as error:
+        lone = error.object[error.start : error.end]
+        raise InvalidSubmissionError(
+            f"{what} is not JSON-serialisable: its text holds a lone surrogate ({lone!r}), "
+            "which no UTF-8 document can carry"
+        ) from None
     except (TypeError, ValueError) as error:
         raise InvalidSubmissionError(f"{what} is not JSON-serialisable: {error}") from None
+    return text.encode()
 
 
 class PayloadStore:

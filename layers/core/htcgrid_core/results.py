@@ -93,5 +93,5 @@ def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
         page, key = table.page_finished(query.session_id, shard, key, limit)
         return [result_of(r) for r in page], key
 
-    results, token = across_shards(query.next_token, query.limit, finished_page)
+    results, token = across_shards(query.session_id, query.next_token, query.limit, finished_page)
     return ResultsPage(results=results, next_token=token)

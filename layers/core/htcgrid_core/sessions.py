@@ -28,7 +28,7 @@ from htcgrid_core.models import (
     TasksQuery,
     TaskSummary,
 )
-from htcgrid_core.paging import across_shards, decode_position, encode_position
+from htcgrid_core.paging import across_shards, decode_position, encode_position, finite
 from htcgrid_core.payloads import session_prefix
 from htcgrid_core.table import SubmissionStage, TaskTable
 
@@ -346,7 +346,7 @@ def list_tasks(query: TasksQuery, table: TaskTable) -> TasksPage:
     ) -> tuple[list[TaskSummary], Item | None]:
         return table.page_tasks(query.session_id, shard, key, limit, query.states)
 
-    tasks, token = across_shards(query.next_token, query.limit, tasks_page)
+    tasks, token = across_shards(query.session_id, query.next_token, query.limit, tasks_page)
     return TasksPage(tasks=tasks, next_token=token)
 
 
@@ -355,7 +355,7 @@ def list_sessions(
 ) -> SessionsList:
     """The newest sessions with their counts (from counters)."""
     token = query.next_token
-    before = decode_position(token, lambda p: float(p["before"])) if token else None
+    before = decode_position(token, lambda p: finite(p["before"])) if token else None
     session_ids, older_than = recent_sessions(table, query.limit, before)
     return SessionsList(
         sessions=session_statuses(counters, session_ids),

@@ -70,10 +70,27 @@ def check_against_settings(submission: Submission, settings: GridSettings) -> No
                     f"{field}.payload: {size} bytes inline; the inline limit is "
                     f"{settings.inline_threshold_bytes} bytes (store it in S3: the client does)"
                 )
-        elif isinstance(task.payload, StoredData) and not task.payload.s3_key.startswith(prefix):
-            raise InvalidSubmissionError(
-                f"{field}.payload.s3_key: must lie under the session's prefix '{prefix}'"
-            )
+        elif isinstance(task.payload, StoredData):
+            check_stored_payload(task.payload, prefix, settings, f"{field}.payload")
+
+
+def check_stored_payload(data: StoredData, prefix: str, settings: GridSettings, field: str) -> None:
+    """A stored payload must lie under its session's prefix, and plainly: no empty, ``.`` or
+    ``..`` path segment. S3 and botocore keep such segments as they are, but URL libraries,
+    proxies and S3-compatible stores normalise or refuse them, and
+    ``sessions/<session>/../<other>/...`` would then name another session's object. Its
+    declared size is at most what the grid stores."""
+    segments = data.s3_key.removeprefix(prefix).split("/")
+    if not data.s3_key.startswith(prefix) or any(s in ("", ".", "..") for s in segments):
+        raise InvalidSubmissionError(
+            f"{field}.s3_key: must lie under the session's prefix '{prefix}', with no empty, "
+            "'.' or '..' segment"
+        )
+    if data.size > settings.max_payload_bytes:
+        raise InvalidSubmissionError(
+            f"{field}.size: {data.size} bytes; the largest stored payload is "
+            f"{settings.max_payload_bytes} bytes"
+        )
 
 
 def task_messages(submission: Submission, settings: GridSettings, now: float) -> list[TaskMessage]:

@@ -13,6 +13,11 @@
 {"memory": 1}             -> returns the memory its context reports
 {"spawn": path}           -> starts a 10-minute sleeper of its own, writes its pid to ``path``,
                              then sleeps 30 s (a handler with a subprocess, overrunning)
+{"exit": code}            -> calls sys.exit(code)
+{"interrupt": 1}          -> raises KeyboardInterrupt (a BaseException, not an Exception)
+{"segfault": 1}           -> reads address 0: the interpreter dies of SIGSEGV
+{"crash": 1}              -> SIGKILLs its own process
+{"float": text}           -> returns {"x": float(text)} ("nan", "inf": no JSON holds them)
 {"value": v}              -> returns {"value": v}
 
 Importing it fails while the file named by HTCGRID_TEST_BROKEN_IMPORT exists: a handler that
@@ -22,6 +27,7 @@ cannot be re-imported after a restart.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,6 +82,18 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         with open(event["spawn"], "w", encoding="utf-8") as pid_file:
             pid_file.write(str(solver.pid))
         time.sleep(30)
+    if "exit" in event:
+        sys.exit(event["exit"])
+    if event.get("interrupt"):
+        raise KeyboardInterrupt
+    if event.get("segfault"):
+        import ctypes  # only this test needs it
+
+        ctypes.string_at(0)
+    if event.get("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if event.get("float"):
+        return {"x": float(event["float"])}
     if event.get("memory"):
         return {"memory_limit_in_mb": context.memory_limit_in_mb}
     if event.get("allocate_mb"):

@@ -90,6 +90,45 @@ def test_crashing_handler_is_a_failure_and_the_slot_recovers(slot: Slot) -> None
     assert run(slot, {"value": "after"}).succeeded
 
 
+@pytest.mark.parametrize(
+    ("payload", "how"),
+    [
+        ({"exit": 0}, "exited with code 0"),
+        ({"exit": 3}, "exited with code 3"),
+        ({"interrupt": 1}, "ended by SIGINT"),
+        ({"segfault": 1}, "ended by SIGSEGV"),
+        ({"crash": 1}, "ended by SIGKILL"),
+    ],
+    ids=["sys.exit(0)", "sys.exit(3)", "KeyboardInterrupt", "segfault", "SIGKILL"],
+)
+def test_a_handler_that_ends_its_process_is_a_retryable_crash_and_the_slot_recovers(
+    payload: dict[str, int], how: str
+) -> None:
+    # GIVEN a handler that leaves its process by sys.exit() or another BaseException (as a
+    # Lambda runtime would end on it), crashes it, or kills it
+    slot = Slot(HOSTILE)
+    try:
+        outcome = run(slot, payload)
+        # THEN the attempt failed as a crash, saying how (another attempt may not repeat it)
+        assert (outcome.error_type, outcome.retryable) == ("HandlerCrashed", True)
+        assert how in outcome.error_message
+        # AND the slot, restarted, runs the next task
+        assert json.loads(run(slot, {"value": "after"}).result) == {"value": "after"}
+    finally:
+        slot.close()
+
+
+@pytest.mark.parametrize("number", ["nan", "inf", "-inf"])
+def test_a_result_with_a_number_json_cannot_hold_is_a_permanent_failure(number: str) -> None:
+    slot = Slot(HOSTILE)
+    try:
+        outcome = run(slot, {"float": number})
+        assert (outcome.error_type, outcome.retryable) == ("ResultNotSerializable", False)
+        assert "Out of range float values are not JSON compliant" in outcome.error_message
+    finally:
+        slot.close()
+
+
 def test_abort_stops_a_running_handler(slot: Slot) -> None:
     abort = threading.Event()
     threading.Timer(0.5, abort.set).start()

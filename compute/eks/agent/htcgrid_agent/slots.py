@@ -36,6 +36,8 @@ ABORTED = "Aborted"
 OUT_OF_MEMORY = "OutOfMemory"
 #: How often a waiting slot checks for an abort.
 _ABORT_CHECK_S = 0.2
+#: How long a slot waits for a child that closed its socket to exit, to say how it ended.
+_EXIT_WAIT_S = 1.0
 
 #: Environment variables through which AWS SDKs find credentials: static keys, a profile or
 #: credentials file, EKS Pod Identity and ECS container credentials (an endpoint and its
@@ -280,11 +282,9 @@ class Slot:
                 retryable=False,
             )
         except (EOFError, OSError, ValueError):
+            how = self._how_it_ended()
             self._restart()
-            return Outcome(
-                error_type="HandlerCrashed",
-                error_message="the handler's process died (a crash or being killed)",
-            )
+            return Outcome(error_type="HandlerCrashed", error_message=f"the handler's {how}")
         self._restart()
         if abort.is_set():
             return Outcome(error_type=ABORTED, error_message="the agent aborted", aborted=True)
@@ -292,6 +292,22 @@ class Slot:
             error_type="TaskTimeout",
             error_message=f"the handler ran past the task's timeout of {timeout_s:g} s",
         )
+
+    def _how_it_ended(self) -> str:
+        """Why the child's end of the socket went away, for the attempt's error: its exit
+        status once it has one (it closes the socket as it exits), or what it sent instead."""
+        assert self._process is not None
+        try:
+            code = self._process.wait(_EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            return "process sent something that is not an outcome"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"process died: ended by {name}"
+        return f"process exited with code {code} (sys.exit(), os._exit() or a BaseException)"
 
     def _restart(self) -> None:
         """Replace the child. If the new one cannot load the handler (a slow import under CPU
