@@ -203,11 +203,8 @@ class _Base:
 class _FunctionPool:
     """One function's init process and its environments."""
 
-    def __init__(
-        self, function: LocalFunction, spec: dict[str, Any], start: Callable[[], socket.socket]
-    ) -> None:
+    def __init__(self, function: LocalFunction, start: Callable[[], socket.socket]) -> None:
         self.function = function
-        self._spec = spec
         self._start_function = start
         self._lock = threading.Lock()  # idle, busy, last_used
         self._init_lock = threading.Lock()  # the function process
@@ -260,14 +257,13 @@ class _FunctionPool:
         with self._lock:
             self.busy -= 1
 
-    def stop_idle(self, older_than: float) -> int:
-        """Stop idle environments last used before ``older_than`` (monotonic); how many."""
+    def stop_idle(self, older_than: float) -> None:
+        """Stop idle environments last used before ``older_than`` (monotonic)."""
         with self._lock:
             stale = [e for e in self.idle if e.last_used < older_than]
             self.idle = [e for e in self.idle if e.last_used >= older_than]
         for environment in stale:
             environment.stop()
-        return len(stale)
 
     def evict(self, environment: _Environment) -> None:
         """Stop ``environment`` if it is still idle here."""
@@ -437,12 +433,6 @@ class Environments:
             time.sleep(delay)
             delay = min(2.0, delay * 2)
 
-    def counts(self) -> dict[str, tuple[int, int]]:
-        """(idle, busy) environments per function logical id, for tests and diagnostics."""
-        with self._lock:
-            pools = list(self._pools.values())
-        return {pool.function.logical_id: (len(pool.idle), pool.busy) for pool in pools}
-
     def close(self) -> None:
         """Stop every environment and process this object started."""
         self._closed.set()
@@ -462,9 +452,7 @@ class Environments:
             pool = self._pools.get(function.key)
             if pool is None or pool.retired:
                 spec = self._spec(function)
-                pool = _FunctionPool(
-                    function, spec, lambda: self._base(function).start_function(spec)
-                )
+                pool = _FunctionPool(function, lambda: self._base(function).start_function(spec))
                 self._pools[function.key] = pool
             return pool
 

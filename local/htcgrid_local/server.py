@@ -77,9 +77,7 @@ def runtime_environment(endpoint_url: str, region: str) -> dict[str, str]:
     """Variables every Lambda function of this emulator runs with beside its own (Lambda's
     reserved ones are added per function by ``environments.py``)."""
     variables = {
-        **EMULATOR_CREDENTIALS,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
+        **emulator_environment(region),
         # htcgrid_core sends every AWS call to HTCGRID_ENDPOINT_URL; AWS_ENDPOINT_URL makes
         # any other boto3 client in a handler do the same.
         "HTCGRID_ENDPOINT_URL": endpoint_url,

@@ -221,19 +221,13 @@ class Queues:
     def make_visible(self, queue_url: str, receipt_handles: Sequence[str]) -> None:
         """Hand messages back at once, ten per request (best effort: a handle that fails comes
         back by itself when its visibility timeout ends)."""
-        for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
-            self._client.change_message_visibility_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                    for i, handle in enumerate(receipt_handles[start : start + MAX_BATCH_ENTRIES])
-                ],
-            )
+        self.set_visibility(queue_url, receipt_handles, 0)
 
-    def extend_visibility(
+    def set_visibility(
         self, queue_url: str, receipt_handles: Sequence[str], timeout_s: int
     ) -> list[str]:
-        """Keep held messages invisible for ``timeout_s`` more seconds, ten per request.
+        """Keep held messages invisible for ``timeout_s`` more seconds (0: visible at once),
+        ten per request.
         Returns the handles SQS refused: a message no longer held (deleted, or visible again
         and perhaps received elsewhere), or a transient failure the caller may try again."""
         refused: list[str] = []

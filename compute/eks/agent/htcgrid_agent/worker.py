@@ -835,7 +835,7 @@ class Worker:
         for queue_url, batch in by_queue.items():
             try:
                 refused = set(
-                    self.grid.queues.extend_visibility(
+                    self.grid.queues.set_visibility(
                         queue_url, [held.task.receipt_handle for held in batch], timeout
                     )
                 )
