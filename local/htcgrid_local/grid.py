@@ -197,8 +197,9 @@ class LocalGrid:
             env.update(EMULATOR_CREDENTIALS)
         return env
 
-    def start_agent(self) -> subprocess.Popen[bytes]:
-        """Start one more agent (``python -m htcgrid_agent``) and return its process."""
+    def start_agent(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start one more agent (``python -m htcgrid_agent``) and return its process. ``args``
+        are this agent's own arguments after the grid's (e.g. ``"--bootstrap", path``)."""
         if self.handler is None:
             raise ValueError("this grid has no handler for agents")
         index = len(self.agents)
@@ -220,6 +221,7 @@ class LocalGrid:
                 "--name",
                 f"local-{index}",
                 *self.agent_args,
+                *args,
             ],
             env=env,
             stdin=subprocess.DEVNULL,
