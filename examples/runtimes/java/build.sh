@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Java 17 example runtime into the folder $1 (scripts/build-runtimes.sh passes
-# .tools/runtimes/java), laid out as Lambda lays out a custom runtime and its function:
-#   bootstrap             the entry point: starts the JVM (see its flags there)
-#   runtime.jar           the runtime, htcgrid.runtime.* (JDK only, no Maven)
-#   runtime.jsa           its class-data sharing archive, from a training run
-#   task/lib/example.jar  the function's code (LAMBDA_TASK_ROOT=task): example.OptionPricer
+# .tools/runtimes/java), which is also the example function's task root (--task-root):
+#   bootstrap        the entry point: starts the JVM (see its flags there)
+#   runtime.jar      the runtime, htcgrid.runtime.* (JDK only, no Maven)
+#   runtime.jsa      its class-data sharing archive, from a training run
+#   lib/example.jar  the function's code, as Lambda finds it in $LAMBDA_TASK_ROOT/lib:
+#                    example.OptionPricer and example.Handler
 # Quick when nothing changed: a fingerprint of the sources, this script and the JDK decides.
 set -euo pipefail
 
@@ -35,10 +36,10 @@ mapfile -t example_sources < <(find "$here/src/example" -name '*.java')
 javac --release 17 -Xlint:all -Werror -d "$work/runtime" "${runtime_sources[@]}"
 javac --release 17 -Xlint:all -Werror -cp "$work/runtime" -d "$work/example" \
     "${example_sources[@]}"
-rm -rf "$out/task" "$out/runtime.jsa" "$out/.fingerprint"
-mkdir -p "$out/task/lib"
+rm -rf "${out:?}/lib" "$out/runtime.jsa" "$out/.fingerprint"
+mkdir -p "$out/lib"
 jar --create --file "$out/runtime.jar" -C "$work/runtime" .
-jar --create --file "$out/task/lib/example.jar" -C "$work/example" .
+jar --create --file "$out/lib/example.jar" -C "$work/example" .
 install -m 755 "$here/bootstrap" "$out/bootstrap"
 # The archive names runtime.jar by this path: the bootstrap's class path starts with the same.
 java -XX:ArchiveClassesAtExit="$out/runtime.jsa" -XX:+UseSerialGC -XX:-UsePerfData \
