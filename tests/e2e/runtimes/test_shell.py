@@ -1,5 +1,5 @@
 """The shell example runtime (``examples/runtimes/shell``: a bash and curl ``bootstrap`` as in
-AWS's custom runtime tutorial, with ``function.sh``) as a worker, end to end on the local grid:
+AWS's custom runtime tutorial, with ``wordcount.sh``) as a worker, end to end on the local grid:
 results, a handler's failures with their type, message and failing command, a handler it cannot
 find, and a timeout after which a new runtime serves."""
 
@@ -17,7 +17,7 @@ from htcgrid_local.grid import LocalGrid
 from tests.e2e.runtimes.conftest import built, run_agent
 
 
-def shell(handler: str = "function.handler") -> list[str]:
+def shell(handler: str = "wordcount.handler") -> list[str]:
     """The agent's arguments that run the built shell runtime with ``handler``."""
     folder = built("shell")
     return ["--bootstrap", f"{folder}/bootstrap", "--handler", handler, "--task-root", str(folder)]
@@ -25,7 +25,7 @@ def shell(handler: str = "function.handler") -> list[str]:
 
 @pytest.fixture(scope="class")
 def counter(runtime_grid: LocalGrid) -> Iterator[None]:
-    """One agent of one slot running function.handler, shared by the tests of a class (an
+    """One agent of one slot running wordcount.handler, shared by the tests of a class (an
     agent takes seconds to start and stop) and gone before any other agent starts."""
     with run_agent(runtime_grid, *shell()):
         yield
@@ -47,7 +47,7 @@ def result(done: Completed) -> dict[str, Any]:
 
 @pytest.mark.usefixtures("counter")
 class TestOneSlot:
-    """function.handler on one slot: results, failures, a timeout."""
+    """wordcount.handler on one slot: results, failures, a timeout."""
 
     def test_the_handler_counts_and_hashes_the_text(self, client: Grid) -> None:
         texts = [
@@ -88,7 +88,7 @@ class TestOneSlot:
         assert failed.error is not None
         assert failed.error.type == "HandlerError"
         command, *stderr = failed.error.message.splitlines()
-        assert command.startswith("function.sh:")
+        assert command.startswith("wordcount.sh:")
         assert command.endswith(': sleep "$seconds" (exit status 1)')
         assert "invalid time interval" in stderr[0]
         assert failed.error.retryable
@@ -109,9 +109,9 @@ class TestOneSlot:
 def test_a_handler_that_cannot_be_found_is_the_runtimes_init_error(
     runtime_grid: LocalGrid, client: Grid
 ) -> None:
-    with run_agent(runtime_grid, *shell("function.missing")):
+    with run_agent(runtime_grid, *shell("wordcount.missing")):
         (done,) = run(client, [{"text": "x"}], max_attempts=1)
     assert done.state is TaskState.FAILED
     assert done.error is not None
     assert done.error.type == "Runtime.HandlerNotFound"
-    assert done.error.message.endswith("function.sh defines no missing")
+    assert done.error.message.endswith("wordcount.sh defines no missing")
