@@ -230,6 +230,9 @@ class RuntimeApiSlot:
         ``bootstrap`` command the slot starts (and restarts) the runtime itself; without one
         it waits for a runtime started by someone else (a sidecar container)."""
         self._command = shlex.split(bootstrap) if bootstrap else None
+        if self._command and "/" in self._command[0]:
+            # A path is the user's, from where the agent was started (not the task root).
+            self._command[0] = str(Path(self._command[0]).resolve())
         self._task_root = task_root
         self._region = region
         self._init_timeout_s = init_timeout_s
