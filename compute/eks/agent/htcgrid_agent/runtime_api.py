@@ -69,16 +69,17 @@ def error_outcome(
     document: Any, header_type: str | None, default_type: str = "Runtime.Unknown"
 ) -> Outcome:
     """The outcome of ``POST .../error`` from its body (``errorType``, ``errorMessage``,
-    ``stackTrace``, any of them missing or malformed) and its error-type header. The stack
-    trace comes first and the message last, as in a Python traceback: a message cut to fit
-    the task's error keeps its tail."""
+    ``stackTrace`` or ``trace``, any of them missing or malformed) and its error-type header.
+    The stack trace comes first and the message last, as in a Python traceback: a message cut
+    to fit the task's error keeps its tail."""
     fields = document if isinstance(document, dict) else {}
     error_type = fields.get("errorType")
     if not isinstance(error_type, str) or not error_type:
         error_type = header_type or default_type
     message = fields.get("errorMessage")
     message = message if isinstance(message, str) else ""
-    trace = fields.get("stackTrace")
+    # Node.js's runtime client (aws-lambda-ric) names the stack trace "trace".
+    trace = fields.get("stackTrace", fields.get("trace"))
     lines = [str(line).rstrip() for line in trace] if isinstance(trace, list) else []
     return Outcome(
         error_type=error_type,
@@ -230,6 +231,9 @@ class RuntimeApiSlot:
         ``bootstrap`` command the slot starts (and restarts) the runtime itself; without one
         it waits for a runtime started by someone else (a sidecar container)."""
         self._command = shlex.split(bootstrap) if bootstrap else None
+        if self._command and "/" in self._command[0]:
+            # A path is the user's, from where the agent was started (not the task root).
+            self._command[0] = str(Path(self._command[0]).resolve())
         self._task_root = task_root
         self._region = region
         self._init_timeout_s = init_timeout_s
@@ -532,8 +536,8 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
     """The Runtime API's routes; keep-alive (HTTP/1.1), as runtime clients expect."""
 
     protocol_version = "HTTP/1.1"
-    # Headers and body leave in two writes: with Nagle on, the body waits for the runtime's
-    # delayed ACK (about 40 ms on Linux) on a kept-alive connection, every invocation.
+    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK of the headers (40 ms on Linux) on every response.
     disable_nagle_algorithm = True
     server: _RuntimeApiServer
 
