@@ -1,12 +1,18 @@
 """The Java 17 example runtime (``examples/runtimes/java``) as a worker, end to end on the local
 grid: its JDK-only Runtime API client prices options with the example handler, reports a Java
 exception with its class and stack trace, reports a handler class it cannot load, is replaced
-after a timeout, and runs one JVM per slot."""
+after a timeout, and runs one JVM per slot. Its JSON reader and writer (the JDK has none) are
+checked against Python's ``json`` first, without the grid."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +53,131 @@ def result(done: Completed) -> dict[str, Any]:
     assert done.ok, done.error
     assert isinstance(done.value, dict)
     return done.value
+
+
+#: Reads base64 lines of JSON text; prints "ok <Json.write(Json.parse(text))>" or "error <why>".
+JSON_ROUND_TRIP = """
+import htcgrid.runtime.Json;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+
+public class JsonRoundTrip {
+    public static void main(String[] args) throws Exception {
+        var in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        var out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        for (String line; (line = in.readLine()) != null; ) {
+            String text = new String(Base64.getDecoder().decode(line), StandardCharsets.UTF_8);
+            try {
+                out.println("ok " + Json.write(Json.parse(text)));
+            } catch (IllegalArgumentException refused) {
+                out.println("error " + refused.getMessage());
+            }
+        }
+    }
+}
+"""
+
+VALID_JSON = [
+    "{}",
+    "[]",
+    "0",
+    "-0",
+    "-0.0",
+    "1.5e10",
+    "1E-7",
+    "-12.5e+3",
+    "1e400",
+    "2.5",
+    "123456789012345678901234567890",
+    "true",
+    "false",
+    "null",
+    '""',
+    ' { "a" : [ 1 , true , false , null ] , "b" : { } } ',
+    '{"a": 1, "a": 2}',  # a repeated key: the last one wins, in both
+    '"\\u00e9\\ud834\\udd1e \\/\\b\\f\\n\\r\\t\\"\\\\"',
+    '"Zürich ☃ 𝄞"',
+    '"\\u0000\\u001f"',
+    '"\\ud800 lone"',
+    "[" * 512 + "]" * 512,
+]
+INVALID_JSON = [
+    "",
+    " ",
+    "{",
+    "[1,]",
+    '{"a": 1,}',
+    "01",
+    "1.",
+    ".5",
+    "+1",
+    "-",
+    "1e",
+    "1e+",
+    '"\\x"',
+    '"\\u12"',
+    '"abc',
+    "tru",
+    "nul",
+    "[1 2]",
+    '{"a" 1}',
+    "{1: 2}",
+    "'a'",
+    '"a\tb"',
+    "NaN",
+    "Infinity",
+    "1 2",
+    "[] x",
+    "1e9999999999",
+]
+
+
+def jdk_tool(name: str) -> str:
+    """The JDK tool ``name`` on PATH, as the runtime's build found it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not on PATH: the Java runtime's build needs a JDK 17")
+    return path
+
+
+def test_the_json_reader_and_writer_agree_with_python(tmp_path: Path) -> None:
+    runtime_jar = built("java") / "runtime.jar"
+    source = tmp_path / "JsonRoundTrip.java"
+    source.write_text(JSON_ROUND_TRIP, encoding="utf-8")
+    subprocess.run(
+        [
+            jdk_tool("javac"),
+            "--release",
+            "17",
+            "-cp",
+            f"{runtime_jar}",
+            "-d",
+            f"{tmp_path}",
+            f"{source}",
+        ],
+        check=True,
+    )
+    cases = [*VALID_JSON, *INVALID_JSON, "[" * 513 + "]" * 513]
+    answers = subprocess.run(
+        [jdk_tool("java"), "-cp", f"{runtime_jar}:{tmp_path}", "JsonRoundTrip"],
+        input="".join(base64.b64encode(case.encode()).decode() + "\n" for case in cases),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    ).stdout.splitlines()
+    outcome = dict(zip(cases, answers, strict=True))
+    for case in VALID_JSON:
+        verdict, written = outcome[case].split(" ", 1)
+        assert verdict == "ok", (case, written)
+        assert json.loads(written) == json.loads(case), case
+    for case in INVALID_JSON:
+        assert outcome[case].startswith("error JSON: expected "), (case, outcome[case])
+    # Deeper than Json.MAX_DEPTH is refused, though Python would read it.
+    assert "at most 512 nested arrays and objects" in outcome["[" * 513 + "]" * 513]
 
 
 def black_scholes(trade: dict[str, Any], call: bool) -> float:
