@@ -71,18 +71,20 @@ inline std::string demangle(const char* name) {
 }
 
 /// One line of backtrace_symbols(), "/path/module(symbol+offset) [address]", as
-/// "symbol+offset in module" with the symbol demangled; a frame without a symbol as it is.
+/// "symbol+offset in module" with the symbol demangled. A frame without a symbol (a static
+/// function) keeps its offset in the module, "??+offset in module", which addr2line resolves.
 inline std::string readable_frame(const std::string& frame) {
     const auto open = frame.find('(');
     const auto plus = frame.find('+', open);
     const auto close = frame.find(')', open);
     if (open == std::string::npos || plus == std::string::npos || close == std::string::npos ||
-        plus > close || plus == open + 1) {
+        plus > close) {
         return frame;
     }
     const auto slash = frame.rfind('/', open);
     const auto module = slash == std::string::npos ? 0 : slash + 1;
-    return demangle(frame.substr(open + 1, plus - open - 1).c_str()) +
+    const std::string symbol = frame.substr(open + 1, plus - open - 1);
+    return (symbol.empty() ? std::string("??") : demangle(symbol.c_str())) +
            frame.substr(plus, close - plus) + " in " + frame.substr(module, open - module);
 }
 

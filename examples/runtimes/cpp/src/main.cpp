@@ -106,8 +106,13 @@ std::string handle(const lambda_runtime::Invocation& invocation) {
     } else if (op == "sleep") {
         result = sleep(event);
     } else {
-        throw lambda_runtime::HandlerError("PermanentTaskError",
-                                           "op: " + op.dump() + " is not stats, fail or sleep");
+        // The op is echoed cut short: the event may be hostile, and megabytes of it would
+        // only bury the error.
+        const std::string shown = op.dump(-1, ' ', false, json::error_handler_t::replace);
+        throw lambda_runtime::HandlerError(
+            "PermanentTaskError",
+            "op: " + shown.substr(0, 40) + (shown.size() > 40 ? "..." : "") +
+                " is not stats, fail or sleep");
     }
     // Strings from the event may hold bytes that are not UTF-8: replace them rather than fail.
     return result.dump(-1, ' ', false, json::error_handler_t::replace);

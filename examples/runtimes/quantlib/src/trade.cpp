@@ -17,6 +17,20 @@ constexpr unsigned kMaxSteps = 5000;
 constexpr double kMaxGridPoints = 4e6;  // time steps x space steps
 constexpr std::size_t kMaxIdChars = 100;
 
+/// A value from the trade, quoted for an error message, and cut short: the trade may be
+/// hostile, and the message should name the field, not carry megabytes of it.
+std::string quoted(const std::string& value) {
+    constexpr std::size_t kMaxChars = 40;
+    return "'" + (value.size() <= kMaxChars ? value : value.substr(0, kMaxChars) + "...") + "'";
+}
+
+/// A limit as people write it: 0, 5, 1e+09.
+std::string readable(double x) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", x);
+    return text;
+}
+
 const nlohmann::json& field(const nlohmann::json& document, const std::string& where,
                             const char* name) {
     const auto found = document.find(name);
@@ -36,8 +50,8 @@ double number(const nlohmann::json& document, const std::string& where, const ch
     const bool above_low = low_included ? x >= low : x > low;
     if (!std::isfinite(x) || !above_low || x > high) {
         throw InvalidTrade(where + "." + name + ": " + value.dump() + " is not in " +
-                           (low_included ? "[" : "(") + std::to_string(low) + ", " +
-                           std::to_string(high) + "]");
+                           (low_included ? "[" : "(") + readable(low) + ", " + readable(high) +
+                           "]");
     }
     return x;
 }
@@ -60,8 +74,8 @@ QuantLib::Date date(const nlohmann::json& document, const std::string& where, co
     if (value.size() != 10 || std::sscanf(value.c_str(), "%4d-%2d-%2d%c", &year, &month, &day, &end) != 3 ||
         year < 1901 || year > 2199 || month < 1 || month > 12 || day < 1 ||
         day > QuantLib::Date::endOfMonth(QuantLib::Date(1, QuantLib::Month(month), year)).dayOfMonth()) {
-        throw InvalidTrade(where + "." + name + ": '" + value +
-                           "' is not a date YYYY-MM-DD between 1901 and 2199");
+        throw InvalidTrade(where + "." + name + ": " + quoted(value) +
+                           " is not a date YYYY-MM-DD between 1901 and 2199");
     }
     return QuantLib::Date(day, QuantLib::Month(month), year);
 }
@@ -86,8 +100,8 @@ Engine engine(const std::string& name, const std::string& where) {
     if (name == "baw") return Engine::BaroneAdesiWhaley;
     if (name == "bjerksund_stensland") return Engine::BjerksundStensland;
     if (name == "qdfp") return Engine::QdFp;
-    throw InvalidTrade(where + ".engine: '" + name +
-                       "' is not analytic, fd, baw, bjerksund_stensland or qdfp");
+    throw InvalidTrade(where + ".engine: " + quoted(name) +
+                       " is not analytic, fd, baw, bjerksund_stensland or qdfp");
 }
 
 }  // namespace
@@ -114,12 +128,12 @@ Trade parse_trade(const nlohmann::json& document, const std::string& where) {
     }
     const std::string style = text(document, where, "style");
     if (style != "european" && style != "american") {
-        throw InvalidTrade(where + ".style: '" + style + "' is not european or american");
+        throw InvalidTrade(where + ".style: " + quoted(style) + " is not european or american");
     }
     trade.style = style == "european" ? Style::European : Style::American;
     const std::string type = text(document, where, "type");
     if (type != "call" && type != "put") {
-        throw InvalidTrade(where + ".type: '" + type + "' is not call or put");
+        throw InvalidTrade(where + ".type: " + quoted(type) + " is not call or put");
     }
     trade.call = type == "call";
     trade.spot = number(document, where, "spot", 0, kMaxPrice, false);
@@ -162,7 +176,7 @@ Trade parse_trade(const nlohmann::json& document, const std::string& where) {
         trade.grid.damping_steps = steps(*grid, where, "damping_steps", trade.grid.damping_steps, 0);
         if (double(trade.grid.time_steps) * trade.grid.space_steps > kMaxGridPoints) {
             throw InvalidTrade(where + ".grid: time_steps x space_steps is above " +
-                               std::to_string(static_cast<long>(kMaxGridPoints)));
+                               readable(kMaxGridPoints));
         }
     }
     return trade;
