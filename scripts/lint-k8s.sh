@@ -5,7 +5,8 @@
 # NodePool and EC2NodeClass: their npm-packaged schemas), checks the eksctl ClusterConfig against
 # the NodePool, runs checkov's kubernetes checks on the rendered objects and cfn-lint plus checkov
 # on the compute CloudFormation template, that the agent image's base is pinned by digest and its
-# hashed lock installs on amd64 and arm64, and shellcheck on the compute and lint scripts.
+# hashed lock installs on amd64 and arm64, that the Lambda-runtime sidecars agree with the
+# agent's slots (check_runtime_slots.py), and shellcheck on the compute and lint scripts.
 # checkov skips are justified where they apply (annotations on the objects, with the reason).
 #
 # Tools install themselves, pinned, into .tools/ (k8s: Python; karpenter: npm, from the lockfile
@@ -81,6 +82,10 @@ validate_schemas() {
         --eksctl compute/eks/cluster/eksctl.yaml "$RENDER_DIR"/*.yaml
 }
 
+runtime_slots() { # the Lambda-runtime sidecars: one per slot, on the slot's port, as the agent
+    "$TOOLS_DIR/k8s/bin/python" "$LINT_DIR/check_runtime_slots.py" "$RENDER_DIR"/overlay-*.yaml
+}
+
 validate_karpenter() {
     # ES modules resolve packages from the script's own folder: run it beside node_modules.
     cp "$LINT_DIR/validate-karpenter.mjs" "$TOOLS_DIR/karpenter/"
@@ -134,6 +139,7 @@ step "tool venv .tools/checkov" ensure_venv "$TOOLS_DIR/checkov" "${CHECKOV_PINS
 step "npm .tools/karpenter" ensure_karpenter_schemas
 step "kustomize (kubectl) overlays" render
 step "schemas: k8s $KUBERNETES_VERSION, KEDA CRD, eksctl" validate_schemas
+step "Lambda-runtime sidecars: slots, ports" runtime_slots
 step "schemas: Karpenter NodePool/EC2NodeClass" validate_karpenter
 step "cfn-lint worker-role.yaml" "$TOOLS_DIR/k8s/bin/cfn-lint" compute/eks/worker-role.yaml
 step "checkov kubernetes + worker-role.yaml" checkov_all
