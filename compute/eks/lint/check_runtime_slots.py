@@ -8,7 +8,9 @@ kill it). For every Deployment whose agent has --runtime-api-port, this checks t
 - the pod shares its process namespace;
 - AGENT_SLOTS equals the number of runtime containers (those with AWS_LAMBDA_RUNTIME_API);
 - their AWS_LAMBDA_RUNTIME_API are 127.0.0.1:PORT .. 127.0.0.1:PORT+N-1, once each;
-- each runs as the agent's user (container securityContext over the pod's).
+- each runs as the agent's user (container securityContext over the pod's);
+- each has a preStop hook (the component's waits for the agent to exit: a pod's deletion
+  signals every container at once, and a runtime stopped then fails the tasks being drained).
 
 A runtime container left out of the Pod Identity webhook's skip list is reported (it gets the
 agent's role: allowed, but said). Deployments without --runtime-api-port are not concerned.
@@ -96,6 +98,12 @@ def check_deployment(deployment: dict[str, Any]) -> tuple[list[str], list[str]]:
             problems.append(
                 f"container {runtime['name']} runs as user {user}, the agent as {agent_user}: "
                 "both must be set and equal, or the agent cannot kill the runtime"
+            )
+    for runtime in runtimes:
+        if "preStop" not in runtime.get("lifecycle", {}):
+            problems.append(
+                f"container {runtime['name']} has no preStop hook: a pod deletion would stop it "
+                "while the agent drains its task (copy the runtime-0 container's)"
             )
     annotations = template.get("metadata", {}).get("annotations", {})
     skipped = set(annotations.get(SKIP_CONTAINERS, "").split(","))
