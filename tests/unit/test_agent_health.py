@@ -18,9 +18,13 @@ class FakeWorker:
     last_turn_at: float | None = None
     draining: bool = False
     dead: list[str] = field(default_factory=list)
+    cannot_start: str | None = None
 
     def problems(self) -> list[str]:
         return self.dead
+
+    def blocked(self) -> str | None:
+        return self.cannot_start
 
 
 class FakeClock:
@@ -40,6 +44,15 @@ def test_a_starting_agent_is_alive_but_not_ready(clock: FakeClock) -> None:
     probes = Probes(FakeWorker(), stale_after_s=60, clock=clock)
     assert probes.alive() == (True, "starting")
     assert probes.ready() == (False, "starting")
+
+
+def test_an_agent_whose_slots_cannot_start_is_not_ready_but_alive(clock: FakeClock) -> None:
+    # GIVEN an agent turning its loop whose every slot's runtime fails to start
+    worker = FakeWorker(last_turn_at=clock.now, cannot_start="no slot can start: Runtime.InitError")
+    probes = Probes(worker, stale_after_s=60, clock=clock)
+    # THEN it takes no work (readiness) but is left running (its slots retry with back-off)
+    assert probes.ready() == (False, "no slot can start: Runtime.InitError")
+    assert probes.alive() == (True, "fetch loop alive")
 
 
 def test_a_turning_fetch_loop_is_alive_and_ready(clock: FakeClock) -> None:

@@ -29,7 +29,9 @@ def built(name: str) -> Path:
     """The build folder of runtime ``name``; fails (never skips) if it was not built."""
     folder = BUILT / name
     if not folder.is_dir():
-        pytest.fail(f"runtime {name!r} is not built: run `make runtimes` (scripts/build-runtimes.sh)")
+        pytest.fail(
+            f"runtime {name!r} is not built: run `make runtimes` (scripts/build-runtimes.sh)"
+        )
     return folder
 
 
@@ -49,8 +51,9 @@ def client(runtime_grid: LocalGrid) -> Grid:
 
 @contextmanager
 def run_agent(grid: LocalGrid, *args: str, slots: int = 1) -> Iterator[subprocess.Popen[bytes]]:
-    """One agent on ``grid`` with ``args`` (after the grid's own), stopped (drained) on exit."""
-    agent = grid.start_agent("--slots", str(slots), *args)
+    """One agent on ``grid`` with ``args`` (after the grid's own), stopped (drained) on exit.
+    Its long poll is short so that it stops within a second once idle."""
+    agent = grid.start_agent("--slots", str(slots), "--long-poll", "1", *args)
     try:
         yield agent
     finally:

@@ -19,6 +19,8 @@ EXAMPLES = """
 examples:
   htcgrid-agent --handler htcgrid_examples.pricing:handler --slots 2
   htcgrid-agent --handler mypkg.tasks:handler --burst          # drain the queues, then exit
+  htcgrid-agent --bootstrap ./bootstrap --handler app.handler --slots 4   # any Lambda runtime
+  htcgrid-agent --runtime-api-port 9001 --slots 2    # runtimes in sidecar containers
 """
 
 
@@ -88,9 +90,43 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         help="pass the agent's AWS credentials on to handlers (default: handlers get none)",
     )
     parser.add_argument("--name", default=defaults.name, help="agent name in logs and contexts")
+    runtime = parser.add_argument_group(
+        "Lambda runtimes", "run tasks in any Lambda runtime through the Runtime API"
+    )
+    modes = runtime.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--bootstrap",
+        metavar="CMD",
+        help="start CMD per slot as a Lambda custom runtime's bootstrap (AWS_LAMBDA_RUNTIME_API "
+        "and Lambda's variables set; --handler becomes _HANDLER)",
+    )
+    modes.add_argument(
+        "--runtime-api-port",
+        type=int,
+        metavar="PORT",
+        help="serve the Runtime API for runtimes started by others (sidecars): slot i on "
+        "127.0.0.1:PORT+i",
+    )
+    runtime.add_argument(
+        "--task-root",
+        metavar="DIR",
+        help="the runtime's working directory and LAMBDA_TASK_ROOT (default: the current one)",
+    )
+    runtime.add_argument(
+        "--runtime-init-timeout",
+        type=float,
+        default=defaults.runtime_init_timeout_s,
+        metavar="S",
+        help="seconds a runtime may take to ask for its first invocation (default %(default)s)",
+    )
     args = parser.parse_args(argv)
-    if not args.handler:
+    uses_runtime = args.bootstrap is not None or args.runtime_api_port is not None
+    if not args.handler and not uses_runtime:
         parser.error("--handler (or HTCGRID_HANDLER) is required")
+    if args.runtime_api_port is not None and not 0 < args.runtime_api_port <= 65535 - args.slots:
+        parser.error(f"--runtime-api-port must leave room for {args.slots} ports below 65536")
+    if args.runtime_init_timeout <= 0:
+        parser.error("--runtime-init-timeout must be positive")
     if args.slots < 1:
         parser.error("--slots must be at least 1")
     if args.slot_memory_mb is not None and args.slot_memory_mb < 64:
@@ -98,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     if args.starvation_weight is not None and args.starvation_weight < 1:
         parser.error("--starvation-weight must be at least 1")
     return AgentConfig(
-        handler=args.handler,
+        handler=args.handler or "",
         slots=args.slots,
         prefetch=max(0, args.prefetch),
         burst=args.burst,
@@ -111,6 +147,10 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         slot_memory_mb=args.slot_memory_mb,
         handler_credentials=args.handler_credentials,
         name=args.name,
+        bootstrap=args.bootstrap,
+        runtime_api_port=args.runtime_api_port,
+        task_root=args.task_root,
+        runtime_init_timeout_s=args.runtime_init_timeout,
     )
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class AgentConfig:
     """How one agent runs. Where the grid is comes from ``GridSettings`` (HTCGRID_* env)."""
 
-    #: The task handler, ``module:function``, called as ``handler(event, context)``.
+    #: The task handler: ``module:function``, called as ``handler(event, context)`` in a
+    #: Python child; with a Lambda runtime, the runtime's ``_HANDLER`` (may be empty).
     handler: str
     #: Tasks run at once, each in its own child process.
     slots: int = 1
@@ -46,3 +47,17 @@ class AgentConfig:
     health_port: int | None = None
     #: Name this agent reports in logs and as the context's function name.
     name: str = "htcgrid-agent"
+    #: Run tasks in a Lambda runtime through the Runtime API (``runtime_api``) instead of
+    #: Python children: a command started per slot, like a custom runtime's ``bootstrap``...
+    bootstrap: str | None = None
+    #: ...or runtimes started by others (sidecar containers): slot i serves the Runtime API
+    #: on 127.0.0.1:(runtime_api_port + i).
+    runtime_api_port: int | None = None
+    #: The runtime's working directory and ``LAMBDA_TASK_ROOT`` (None: the agent's).
+    task_root: str | None = None
+    #: How long a runtime may take to ask for its first invocation (Lambda's init phase).
+    runtime_init_timeout_s: float = 30.0
+
+    @property
+    def uses_runtime_api(self) -> bool:
+        return self.bootstrap is not None or self.runtime_api_port is not None

@@ -4,7 +4,8 @@
 and its fetch loop turned recently (a turn is at most a long poll or a second's wait for a free
 slot, so a stale loop means a hung agent); or it is draining, when the loop has stopped on
 purpose while held tasks finish. ``/readyz`` answers
-whether it takes work: started and not draining. Both read the worker's state; neither calls AWS.
+whether it takes work: started, not draining, and at least one slot able to start its handler
+or Lambda runtime. Both read the worker's state; neither calls AWS.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class WorkerState(Protocol):
 
     def problems(self) -> list[str]:
         """What keeps it from working: dead slot, heartbeat or reporter threads (none: fine)."""
+
+    def blocked(self) -> str | None:
+        """Why it cannot run any task now (every slot's handler or runtime fails to start)."""
 
 
 class Probes:
@@ -71,6 +75,9 @@ class Probes:
             return False, "draining"
         if self.worker.last_turn_at is None:
             return False, "starting"
+        blocked = self.worker.blocked()
+        if blocked is not None:
+            return False, blocked
         return True, "taking work"
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from htcgrid_agent.context import TaskContext
 
@@ -95,7 +95,34 @@ class Outcome:
 
 
 class HandlerLoadError(RuntimeError):
-    """The handler named on the command line could not be imported."""
+    """The handler named on the command line could not be imported (or, for a Lambda
+    runtime, the runtime could not start)."""
+
+
+class TaskSlot(Protocol):
+    """What the worker drives: ``Slot`` (Python children) or ``runtime_api.RuntimeApiSlot``
+    (any Lambda runtime)."""
+
+    #: Whether the handler (runtime) is loaded and ready for a task.
+    started: bool
+    #: Consecutive failed starts, and the last one's reason.
+    load_failures: int
+    load_error: str
+    #: Whether a task may be handed to a stopped slot, which then starts for it and fails
+    #: the task with its start's error if it cannot (Lambda's init-on-invoke), rather than
+    #: the worker restarting the slot before it takes tasks.
+    init_on_invoke: bool
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def start(self) -> None: ...
+
+    def run(
+        self, payload: bytes, context: TaskContext, timeout_s: float, abort: threading.Event
+    ) -> Outcome: ...
+
+    def close(self) -> None: ...
 
 
 def send_json(conn: Connection, document: Any) -> None:
@@ -140,6 +167,8 @@ def receive_outcome(conn: Connection, max_result_bytes: int | None = None) -> Ou
 
 class Slot:
     """The agent's end of one child process."""
+
+    init_on_invoke = False
 
     def __init__(
         self,

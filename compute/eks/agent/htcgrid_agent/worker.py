@@ -39,9 +39,10 @@ from htcgrid_agent.metrics import (
 )
 from htcgrid_agent.process import adopts_orphans, memory_mb, reap_orphans
 from htcgrid_agent.reporter import Reporter
+from htcgrid_agent.runtime_api import RuntimeApiSlot
 from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
-from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot, handler_environment
+from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot, TaskSlot, handler_environment
 from htcgrid_agent.task_errors import unexpected_outcome
 from htcgrid_core import aws
 from htcgrid_core.counters import SessionCounters
@@ -165,7 +166,7 @@ class Worker:
         self._fetch_order = FetchOrder(grid.queues.priority_levels, config.starvation_weight)
         #: Monotonic time of the fetch loop's last turn (None before the first): liveness.
         self.last_turn_at: float | None = None
-        self._slots: list[Slot] = []
+        self._slots: list[TaskSlot] = []
         self._slot_threads: list[threading.Thread] = []
         self._heartbeat_thread: threading.Thread | None = None
         self._reaps_orphans = False
@@ -194,6 +195,13 @@ class Worker:
         if self._reporter.started and not self._reporter.alive:
             found.append("reporter thread died")
         return found
+
+    def blocked(self) -> str | None:
+        """Why the agent cannot run any task now (readiness): every slot's handler or runtime
+        failed its last start. None while one slot can."""
+        if not self._slots or any(slot.load_failures == 0 for slot in self._slots):
+            return None
+        return f"no slot can start its handler: {self._slots[0].load_error}"
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -234,15 +242,7 @@ class Worker:
         environment = handler_environment(
             os.environ, with_credentials=self.config.handler_credentials
         )
-        self._slots = slots = [
-            Slot(
-                self.config.handler,
-                environment,
-                memory_limit_mb=self.config.slot_memory_mb,
-                max_result_bytes=self.grid.payloads.max_bytes,
-            )
-            for _ in range(self.config.slots)
-        ]
+        self._slots = slots = [self._new_slot(i, environment) for i in range(self.config.slots)]
         self._reporter.start()
         self._slot_threads = slot_threads = [
             threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)
@@ -267,6 +267,35 @@ class Worker:
                 slot.close()
             logger.info("agent stopped", extra={"processed": self.processed})
         return self.processed
+
+    def _new_slot(self, index: int, environment: dict[str, str]) -> TaskSlot:
+        """Slot ``index``: a Python child running the handler, or a Lambda runtime behind the
+        Runtime API. A runtime that fails to start is left to init on its first task."""
+        config = self.config
+        if not config.uses_runtime_api:
+            return Slot(
+                config.handler,
+                environment,
+                memory_limit_mb=config.slot_memory_mb,
+                max_result_bytes=self.grid.payloads.max_bytes,
+            )
+        slot = RuntimeApiSlot(
+            bootstrap=config.bootstrap,
+            environment=environment,
+            handler=config.handler,
+            task_root=config.task_root or os.getcwd(),
+            function_name=config.name,
+            memory_mb=self._slot_memory_mb,
+            region=self.grid.settings.region or os.environ.get("AWS_REGION", "us-east-1"),
+            port=0 if config.runtime_api_port is None else config.runtime_api_port + index,
+            init_timeout_s=config.runtime_init_timeout_s,
+            max_result_bytes=self.grid.payloads.max_bytes,
+        )
+        try:
+            slot.start()
+        except HandlerLoadError as error:
+            logger.error("slot's runtime did not start", extra={"error": str(error)})
+        return slot
 
     def _fetch_until_stopped(self) -> None:
         delay = 0.5
@@ -458,25 +487,27 @@ class Worker:
 
     # -- one slot -------------------------------------------------------------------------------
 
-    def _drive(self, slot: Slot) -> None:
+    def _drive(self, slot: TaskSlot) -> None:
         """A slot's thread, for the agent's lifetime: whatever a task does, the slot goes on."""
-        restart_at = 0.0
+        restart_at = time.monotonic() + self._restart_delay(slot)
         while True:
             if not slot.started:
                 # Its child could not load the handler after a crash or timeout: take no task
-                # until it can (other slots take them; liveness fails if it never can).
+                # until it can (other slots take them; liveness fails if it never can). A
+                # runtime that inits on invoke takes the next task once its back-off is over,
+                # and that task fails with the init error if the runtime still cannot start.
                 if self._stopping.is_set():
                     return
                 if time.monotonic() < restart_at:
                     self._stopping.wait(min(1.0, restart_at - time.monotonic()))
                     continue
-                try:
-                    slot.start()
-                except HandlerLoadError as error:
-                    delay = min(MAX_SLOT_RESTART_DELAY_S, 2.0**slot.load_failures)
-                    restart_at = time.monotonic() + delay
-                    logger.error("slot cannot load the handler", extra={"error": str(error)})
-                continue
+                if not slot.init_on_invoke:
+                    try:
+                        slot.start()
+                    except HandlerLoadError as error:
+                        restart_at = time.monotonic() + self._restart_delay(slot)
+                        logger.error("slot cannot load the handler", extra={"error": str(error)})
+                    continue
             try:
                 queued = self._buffer.get(timeout=0.2)
             except queue.Empty:
@@ -505,8 +536,17 @@ class Worker:
             finally:
                 self._forget(queued.task)
                 self._release_slot(processed=True)
+                if not slot.started:
+                    restart_at = time.monotonic() + self._restart_delay(slot)
 
-    def _process(self, slot: Slot, task: ReceivedTask) -> None:
+    @staticmethod
+    def _restart_delay(slot: TaskSlot) -> float:
+        """Back-off before a stopped slot's next start: none after one that worked."""
+        if slot.load_failures == 0:
+            return 0.0
+        return min(MAX_SLOT_RESTART_DELAY_S, 2.0**slot.load_failures)
+
+    def _process(self, slot: TaskSlot, task: ReceivedTask) -> None:
         """Run one received message through claim, handler, record and report."""
         message = task.message
         if message is None:
@@ -544,7 +584,7 @@ class Worker:
                 self._running.pop(message.task_id, None)
 
     def _run_and_record(
-        self, slot: Slot, task: ReceivedTask, completion: Completion, running: _Running
+        self, slot: TaskSlot, task: ReceivedTask, completion: Completion, running: _Running
     ) -> None:
         message = running.message
         try:
@@ -668,7 +708,7 @@ class Worker:
             changed_task_id=message.task_id,
         )
 
-    def _run_handler(self, slot: Slot, message: TaskMessage, running: _Running) -> Outcome:
+    def _run_handler(self, slot: TaskSlot, message: TaskMessage, running: _Running) -> Outcome:
         # The payload's JSON goes to the slot unparsed: its child parses it, within its own
         # memory limit, and the agent holds the bytes once.
         data = message.payload
