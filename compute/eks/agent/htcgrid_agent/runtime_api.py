@@ -69,16 +69,17 @@ def error_outcome(
     document: Any, header_type: str | None, default_type: str = "Runtime.Unknown"
 ) -> Outcome:
     """The outcome of ``POST .../error`` from its body (``errorType``, ``errorMessage``,
-    ``stackTrace``, any of them missing or malformed) and its error-type header. The stack
-    trace comes first and the message last, as in a Python traceback: a message cut to fit
-    the task's error keeps its tail."""
+    ``stackTrace`` or ``trace``, any of them missing or malformed) and its error-type header.
+    The stack trace comes first and the message last, as in a Python traceback: a message cut
+    to fit the task's error keeps its tail."""
     fields = document if isinstance(document, dict) else {}
     error_type = fields.get("errorType")
     if not isinstance(error_type, str) or not error_type:
         error_type = header_type or default_type
     message = fields.get("errorMessage")
     message = message if isinstance(message, str) else ""
-    trace = fields.get("stackTrace")
+    # Node.js's runtime client (aws-lambda-ric) names the stack trace "trace".
+    trace = fields.get("stackTrace", fields.get("trace"))
     lines = [str(line).rstrip() for line in trace] if isinstance(trace, list) else []
     return Outcome(
         error_type=error_type,
