@@ -106,3 +106,16 @@ def test_the_handler_sees_the_tasks_id_deadline_and_session_in_its_context(
     assert 60_000 - waited_s * 1000 <= seen["remaining_ms"] <= 60_000
     assert seen["custom"] == {"session_id": session.id, "attempt": "1"}
     assert seen["invoked_function_arn"].endswith(f":function:{seen['function_name']}")
+
+
+def test_a_handler_that_cannot_be_imported_fails_the_task_with_the_runtimes_init_error(
+    runtime_grid: LocalGrid, client: Grid
+) -> None:
+    args = runtime_args()
+    args[args.index(HANDLER)] = "missing.handler"
+    with run_agent(runtime_grid, *args):
+        (done,) = run(client, [{"action": "square", "value": 3}], max_attempts=1)
+    assert done.state is TaskState.FAILED
+    assert done.error is not None
+    assert done.error.type == "Runtime.ImportModuleError"
+    assert "No module named 'missing'" in done.error.message
