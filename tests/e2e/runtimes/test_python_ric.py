@@ -48,9 +48,14 @@ def test_tasks_run_end_to_end_on_awslambdaric(runtime_grid: LocalGrid, client: G
 def test_a_handler_error_is_recorded_with_its_type_message_and_stack_trace(
     runtime_grid: LocalGrid, client: Grid
 ) -> None:
-    with run_agent(runtime_grid, *runtime_args()):
-        (failed,) = run(client, [{"action": "fail", "message": "no price for XYZ"}], max_attempts=1)
-        (permanent,) = run(client, [{"action": "fail_permanently", "message": "bad trade"}])
+    with run_agent(runtime_grid, *runtime_args()), client.open_session() as session:
+        (failed_id,) = session.submit(
+            [{"action": "fail", "message": "no price for XYZ"}], max_attempts=1
+        )
+        # The grid's default attempts: more than one.
+        (permanent_id,) = session.submit([{"action": "fail_permanently", "message": "bad trade"}])
+        done = {completed.task_id: completed for completed in session.wait(timeout=60)}
+    failed, permanent = done[failed_id], done[permanent_id]
     assert failed.state is TaskState.FAILED
     assert failed.error is not None
     assert failed.error.type == "ValueError"
@@ -59,8 +64,7 @@ def test_a_handler_error_is_recorded_with_its_type_message_and_stack_trace(
     assert 'app.py", line ' in failed.error.message
     assert "raise ValueError(" in failed.error.message
     assert failed.error.message.endswith("\nno price for XYZ")
-    # An error named PermanentTaskError fails the task on its first attempt, whatever the
-    # grid's default attempts.
+    # An error named PermanentTaskError fails the task on its first attempt.
     assert permanent.state is TaskState.FAILED
     assert permanent.error is not None
     assert permanent.error.type == "PermanentTaskError"
