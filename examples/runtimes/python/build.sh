@@ -8,6 +8,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:?usage: build.sh OUTPUT_DIR}"
 PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "build.sh: awslambdaric 4 needs Python 3.10 or later; $PYTHON is $("$PYTHON" -V 2>&1)" >&2
+    exit 1
+fi
 mkdir -p "$OUT/task"
 OUT="$(cd "$OUT" && pwd)"
 
