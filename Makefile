@@ -28,9 +28,10 @@ demo: dev ## run the local grid on 10,000 Monte Carlo option-pricing tasks
 chaos: dev ## kill agents and throttle AWS while 5,000 tasks run, then check every task (~5 min)
 	$(BIN)/python -m htcgrid_examples.chaos
 
-bench: dev ## measure throughput, latency, agent CPU, AWS requests and $ per million tasks (~5 min)
+bench: dev runtimes ## measure throughput, latency, agent CPU, AWS requests, $ per million tasks, and each runtime's overhead (~10 min)
 	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python -m htcgrid_bench --scaling 1,2,4 --plots docs/img
+	$(BIN)/python -m htcgrid_bench.runtimes
 
 compare: dev ## the bench on BASE=<commit> and the working tree (or HEAD=<commit>), side by side
 	@test -n "$(BASE)" || { echo "usage: make compare BASE=<commit> [HEAD=<commit>]"; exit 2; }

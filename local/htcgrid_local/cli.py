@@ -29,6 +29,7 @@ examples:
   htcgrid-local down
   htcgrid-local up --endpoint-url http://localhost:4566 --agents 0   # provision LocalStack
   htcgrid-local up --endpoint-url aws --handler mypkg:handler         # agents for a deployed stack
+  htcgrid-local up --handler app.handler --bootstrap ./bootstrap --task-root .   # a Lambda runtime
 """
 
 
@@ -51,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--agents", type=int, default=2, help="agents to start (default 2)")
     up.add_argument("--handler", help="the agents' task handler, module:function")
     up.add_argument("--slots", type=int, default=1, help="concurrent tasks per agent")
+    up.add_argument(
+        "--bootstrap",
+        metavar="CMD",
+        help="run tasks in this Lambda runtime (a custom runtime's bootstrap), started per slot "
+        "with --handler as its _HANDLER (docs/runtimes.md)",
+    )
+    up.add_argument("--task-root", type=Path, help="the runtime's LAMBDA_TASK_ROOT and cwd")
     up.add_argument("--stack-name", default="htcgrid")
     up.add_argument(
         "--endpoint-url",
@@ -99,6 +107,9 @@ def _up(args: argparse.Namespace) -> int:
         print(f"htcgrid-local: {args.state_file} exists: run `htcgrid-local down` first")
         return 1
     parameters = dict(_key_value(item) for item in args.param)
+    runtime_args = ["--bootstrap", args.bootstrap] if args.bootstrap else []
+    if args.task_root:
+        runtime_args += ["--task-root", str(args.task_root.resolve())]
     grid = LocalGrid(
         agents=args.agents,
         handler=args.handler,
@@ -110,6 +121,7 @@ def _up(args: argparse.Namespace) -> int:
         region=args.region,
         log_dir=args.state_file.parent / "logs",
         exit_with_parent=not args.detach,
+        agent_args=runtime_args,
     )
     grid.start()
     state = {

@@ -36,6 +36,12 @@ def test_an_error_document_keeps_type_trace_then_message() -> None:
     assert outcome.retryable
 
 
+def test_nodes_trace_field_is_the_stack_trace() -> None:
+    # aws-lambda-ric (Node.js) posts the stack trace as "trace".
+    outcome = error_outcome({"errorType": "Error", "errorMessage": "boom", "trace": ["at f"]}, None)
+    assert outcome.error_message == "at f\nboom"
+
+
 @pytest.mark.parametrize(
     "document",
     [None, [], "text", {"errorType": 7, "errorMessage": ["x"], "stackTrace": "not a list"}],

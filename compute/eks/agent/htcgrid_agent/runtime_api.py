@@ -231,6 +231,9 @@ class RuntimeApiSlot:
         ``bootstrap`` command the slot starts (and restarts) the runtime itself; without one
         it waits for a runtime started by someone else (a sidecar container)."""
         self._command = shlex.split(bootstrap) if bootstrap else None
+        if self._command and "/" in self._command[0]:
+            # A path is the user's, from where the agent was started (not the task root).
+            self._command[0] = str(Path(self._command[0]).resolve())
         self._task_root = task_root
         self._region = region
         self._init_timeout_s = init_timeout_s
@@ -533,6 +536,9 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
     """The Runtime API's routes; keep-alive (HTTP/1.1), as runtime clients expect."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK of the headers (40 ms on Linux) on every response.
+    disable_nagle_algorithm = True
     server: _RuntimeApiServer
 
     def setup(self) -> None:
