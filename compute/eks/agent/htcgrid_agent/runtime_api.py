@@ -23,6 +23,7 @@ import secrets
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -208,10 +209,9 @@ class RuntimeApiSlot:
     one invocation and waits for its response or error, the deadline, an abort, or the
     runtime's end. As on Lambda, a runtime is initialised on the invocation that needs it: a
     slot whose runtime could not start still takes tasks (``init_on_invoke``), and each one
-    fails with the init error, which is how its submitter learns of it.
+    fails with the init error, which is how its submitter learns of it. A sidecar's runtime
+    starts with its container, not with a task: its slot takes no task while it is away.
     """
-
-    init_on_invoke = True
 
     def __init__(
         self,
@@ -231,6 +231,7 @@ class RuntimeApiSlot:
         ``bootstrap`` command the slot starts (and restarts) the runtime itself; without one
         it waits for a runtime started by someone else (a sidecar container)."""
         self._command = shlex.split(bootstrap) if bootstrap else None
+        self.init_on_invoke = self._command is not None
         if self._command and "/" in self._command[0]:
             # A path is the user's, from where the agent was started (not the task root).
             self._command[0] = str(Path(self._command[0]).resolve())
@@ -530,6 +531,13 @@ class _RuntimeApiServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], slot: RuntimeApiSlot) -> None:
         self.slot = slot
         super().__init__(address, _RuntimeApiHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A runtime killed mid-request (a timeout, an init error) drops its connection: that
+        # is expected, and recorded as the attempt's outcome, not a traceback in the log.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _RuntimeApiHandler(BaseHTTPRequestHandler):

@@ -269,8 +269,11 @@ class Worker:
         return self.processed
 
     def _new_slot(self, index: int, environment: dict[str, str]) -> TaskSlot:
-        """Slot ``index``: a Python child running the handler, or a Lambda runtime behind the
-        Runtime API. A runtime that fails to start is left to init on its first task."""
+        """Slot ``index``: a Python child running the handler (started: ``HandlerLoadError``
+        if it cannot load), or a Lambda runtime behind the Runtime API, serving its port but
+        not started: its slot's thread starts it, so every slot listens before any runtime
+        starts (sidecars may come up in any order) and slow runtimes do not hold up the fetch
+        loop."""
         config = self.config
         if not config.uses_runtime_api:
             return Slot(
@@ -279,7 +282,7 @@ class Worker:
                 memory_limit_mb=config.slot_memory_mb,
                 max_result_bytes=self.grid.payloads.max_bytes,
             )
-        slot = RuntimeApiSlot(
+        return RuntimeApiSlot(
             bootstrap=config.bootstrap,
             environment=environment,
             handler=config.handler,
@@ -291,11 +294,6 @@ class Worker:
             init_timeout_s=config.runtime_init_timeout_s,
             max_result_bytes=self.grid.payloads.max_bytes,
         )
-        try:
-            slot.start()
-        except HandlerLoadError as error:
-            logger.error("slot's runtime did not start", extra={"error": str(error)})
-        return slot
 
     def _fetch_until_stopped(self) -> None:
         delay = 0.5
@@ -489,7 +487,7 @@ class Worker:
 
     def _drive(self, slot: TaskSlot) -> None:
         """A slot's thread, for the agent's lifetime: whatever a task does, the slot goes on."""
-        restart_at = time.monotonic() + self._restart_delay(slot)
+        restart_at = 0.0
         while True:
             if not slot.started:
                 # Its child could not load the handler after a crash or timeout: take no task
@@ -501,7 +499,8 @@ class Worker:
                 if time.monotonic() < restart_at:
                     self._stopping.wait(min(1.0, restart_at - time.monotonic()))
                     continue
-                if not slot.init_on_invoke:
+                if not slot.init_on_invoke or slot.load_failures == 0:
+                    # A first start (a runtime's, here) happens before any task, warm.
                     try:
                         slot.start()
                     except HandlerLoadError as error:

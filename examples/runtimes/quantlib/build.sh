@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Builds the QuantLib runtime's `bootstrap` into the folder given as $1
+# (scripts/build-runtimes.sh passes .tools/runtimes/quantlib), with the C++ runtime's script.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bash "$HERE/../cpp/cmake-build.sh" "$HERE" "${1:?usage: build.sh OUT_DIR}"
