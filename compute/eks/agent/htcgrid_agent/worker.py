@@ -286,7 +286,7 @@ class Worker:
             bootstrap=config.bootstrap,
             environment=environment,
             handler=config.handler,
-            task_root=config.task_root or os.getcwd(),
+            task_root=os.path.abspath(config.task_root or os.getcwd()),
             function_name=config.name,
             memory_mb=self._slot_memory_mb,
             region=self.grid.settings.region or os.environ.get("AWS_REGION", "us-east-1"),
