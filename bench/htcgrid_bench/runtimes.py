@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import JsonValue
 from rich.console import Console
 from rich.table import Table
 
@@ -32,40 +33,47 @@ from htcgrid_local.grid import LocalGrid
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = ROOT / ".tools" / "runtimes"
-EXAMPLES = ROOT / "examples" / "runtimes"
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """How an agent runs one runtime: its arguments (None: not built here)."""
+    """How an agent runs one runtime: its arguments (None: not built here), and the event of a
+    no-op task for its example handler."""
 
     name: str
     label: str
     args: Callable[[], list[str] | None]
+    event: JsonValue
 
 
-def _bootstrap(
-    name: str, handler: str, task_root: Path | None = None
-) -> Callable[[], list[str] | None]:
+def _bootstrap(name: str, handler: str, task_root: str = "") -> Callable[[], list[str] | None]:
     def args() -> list[str] | None:
-        bootstrap = BUILT / name / "bootstrap"
-        if not bootstrap.exists():
+        built = BUILT / name
+        if not (built / "bootstrap").exists():
             return None
-        root = task_root or BUILT / name
-        return ["--bootstrap", str(bootstrap), "--handler", handler, "--task-root", str(root)]
+        return [
+            "--bootstrap",
+            str(built / "bootstrap"),
+            "--handler",
+            handler,
+            "--task-root",
+            str(built / task_root),
+        ]
 
     return args
 
 
 RUNTIMES = (
-    Runtime("in-process", "Python in-process", lambda: []),
+    Runtime("in-process", "Python in-process", lambda: [], {}),
     Runtime(
-        "python", "Python awslambdaric", _bootstrap("python", "app.handler", EXAMPLES / "python")
+        "python", "Python awslambdaric", _bootstrap("python", "app.handler", "task"), {"value": 1}
     ),
-    Runtime("node", "Node aws-lambda-ric", _bootstrap("node", "index.handler")),
-    Runtime("java", "Java 17", _bootstrap("java", "example.Handler")),
-    Runtime("cpp", "C++", _bootstrap("cpp", "handler")),
-    Runtime("shell", "bash", _bootstrap("shell", "function.handler")),
+    Runtime(
+        "node", "Node aws-lambda-ric", _bootstrap("node", "index.handler", "task"), {"value": 1}
+    ),
+    Runtime("java", "Java 17", _bootstrap("java", "example.Handler"), {}),
+    Runtime("cpp", "C++", _bootstrap("cpp", "example.handle"), {"op": "stats", "values": [1]}),
+    Runtime("shell", "bash", _bootstrap("shell", "function.handler"), {}),
 )
 
 
@@ -77,17 +85,19 @@ class Sample:
     p50_ms: float
 
 
-def measure(grid: LocalGrid, args: list[str], slots: int, tasks: int, sequential: int) -> Sample:
+def measure(
+    grid: LocalGrid, args: list[str], event: JsonValue, slots: int, tasks: int, sequential: int
+) -> Sample:
     agent = grid.start_agent("--slots", str(slots), "--long-poll", "1", *args)
     try:
         client = runs.client_of(grid)
         with client.open_session() as session:  # warm-up: every slot's runtime has started
-            session.submit([{}] * (4 * slots))
+            session.submit([event] * (4 * slots))
             _check(session.wait(timeout=120))
         before = procstat.tree_cpu_seconds([agent.pid])
         with client.open_session() as session:
             began = time.perf_counter()
-            session.submit([{}] * tasks)
+            session.submit([event] * tasks)
             _check(session.wait(timeout=600))
             elapsed = time.perf_counter() - began
         after = procstat.tree_cpu_seconds([agent.pid])
@@ -100,7 +110,7 @@ def measure(grid: LocalGrid, args: list[str], slots: int, tasks: int, sequential
         with client.open_session() as session:
             for _ in range(sequential):
                 began = time.perf_counter()
-                session.submit([{}])
+                session.submit([event])
                 _check(list(session.results(timeout=30)))
                 latencies.append(time.perf_counter() - began)
         return Sample(
@@ -139,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(1, args.repeats + 1):
             for runtime, runtime_args in available:
                 with console.status(f"round {repeat}/{args.repeats}: {runtime.label}"):
-                    sample = measure(grid, runtime_args, args.slots, args.tasks, args.sequential)
+                    sample = measure(
+                        grid, runtime_args, runtime.event, args.slots, args.tasks, args.sequential
+                    )
                 samples[runtime.name].append(sample)
                 console.print(
                     f"round {repeat}: {runtime.name}: {sample.tasks_per_s:.0f} tasks/s, agent "
