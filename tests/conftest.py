@@ -49,19 +49,7 @@ def provision(emulator: object, stack_name: str) -> GridSettings:
 
     endpoint_url: str = emulator.endpoint_url  # type: ignore[attr-defined]
     outputs = provision_stack(endpoint_url, TEMPLATE, stack_name=stack_name)
-    return GridSettings(
-        table_name=outputs["TaskTableName"],
-        bucket_name=outputs["DataBucketName"],
-        queue_prefix=outputs["QueuePrefix"],
-        priority_levels=int(outputs["PriorityLevels"]),
-        max_attempts=int(outputs["MaxAttempts"]),
-        lease_duration_s=int(outputs["LeaseDurationSeconds"]),
-        inline_threshold_bytes=int(outputs["InlinePayloadThresholdBytes"]),
-        retry_workflow_arn=outputs["RetryWorkflowArn"],
-        max_receive_count=int(outputs["MaxReceiveCount"]),
-        endpoint_url=endpoint_url,
-        region="us-east-1",
-    )
+    return GridSettings.from_stack_outputs(outputs, endpoint_url=endpoint_url, region="us-east-1")
 
 
 @pytest.fixture(scope="session")

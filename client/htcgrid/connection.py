@@ -1,6 +1,8 @@
 """Finding a grid: by CloudFormation stack name, from a local grid's state file, or explicitly.
 
-Everything the client needs is in the stack's Outputs; ``GridEndpoints`` holds them.
+Everything the client needs is in the stack's Outputs; ``GridEndpoints`` holds them and the
+settings they carry (``GridSettings.from_stack_outputs``). The client's settings come from
+those outputs and the caller's arguments only, never from ``HTCGRID_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -13,28 +15,28 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from htcgrid.errors import GridNotFoundError
 from htcgrid_core import aws
+from htcgrid_core.settings import REQUIRED_STACK_OUTPUTS, GridSettings
+from htcgrid_core.stack import read_outputs
 
 #: Where ``htcgrid-local up`` writes the running local grid's endpoint and outputs.
 LOCAL_STATE_FILE = Path(".htcgrid") / "local.json"
 
+#: The outputs a client needs: those of the settings, and the workflow and functions it calls.
 _REQUIRED_OUTPUTS = (
-    "TaskTableName",
-    "DataBucketName",
-    "QueuePrefix",
-    "PriorityLevels",
+    *REQUIRED_STACK_OUTPUTS,
     "SubmitWorkflowArn",
     "StatusFunctionName",
     "SessionFunctionName",
-    "InlinePayloadThresholdBytes",
 )
 
 
 class GridEndpoints:
-    """The deployed grid's resources, as its stack outputs name them, and the boto3 session
-    (any credential source boto3 supports) that reaches them."""
+    """The deployed grid's resources, as its stack outputs name them, the settings they carry,
+    and the boto3 session (any credential source boto3 supports) that reaches them."""
 
     def __init__(
         self,
@@ -47,6 +49,13 @@ class GridEndpoints:
         missing = [name for name in _REQUIRED_OUTPUTS if not outputs.get(name)]
         if missing:
             raise GridNotFoundError(f"the grid's outputs lack {', '.join(missing)}")
+        try:
+            #: What the outputs and arguments say, and nothing from the environment.
+            self.settings = GridSettings.from_stack_outputs(
+                outputs, endpoint_url=endpoint_url, region=region
+            )
+        except ValidationError as error:
+            raise GridNotFoundError(f"the grid's outputs are not a grid's: {error}") from None
         self.outputs = dict(outputs)
         self.endpoint_url = endpoint_url
         self.region = region
@@ -80,10 +89,9 @@ class GridEndpoints:
         session = boto_session or boto3.session.Session()
         cloudformation = aws.make_client(session, "cloudformation", endpoint_url, region)
         try:
-            stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+            outputs = read_outputs(cloudformation, stack_name)
         except ClientError as error:
             raise GridNotFoundError(f"stack {stack_name!r}: {error}") from None
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         return cls(outputs, endpoint_url=endpoint_url, region=region, boto_session=session)
 
     @classmethod

@@ -41,7 +41,6 @@ from htcgrid_core.models import (
 )
 from htcgrid_core.payloads import PayloadStore
 from htcgrid_core.sessions import DeleteProgress
-from htcgrid_core.settings import GridSettings
 
 if TYPE_CHECKING:
     from htcgrid.session import Completed, Session
@@ -113,16 +112,7 @@ class Grid:
 
     def __init__(self, endpoints: GridEndpoints) -> None:
         self.endpoints = endpoints
-        outputs = endpoints.outputs
-        self.settings = GridSettings(
-            table_name=outputs["TaskTableName"],
-            bucket_name=outputs["DataBucketName"],
-            queue_prefix=outputs["QueuePrefix"],
-            priority_levels=int(outputs["PriorityLevels"]),
-            inline_threshold_bytes=int(outputs["InlinePayloadThresholdBytes"]),
-            endpoint_url=endpoints.endpoint_url,
-            region=endpoints.region,
-        )
+        self.settings = endpoints.settings
         self.payloads = PayloadStore(
             endpoints.client("s3"),
             self.settings.bucket_name,

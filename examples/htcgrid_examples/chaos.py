@@ -242,15 +242,9 @@ def run(plan: ChaosPlan, console: Console) -> ChaosReport:
 def resources(local: LocalGrid) -> GridResources:
     """The grid's table and queues, read with the emulator's credentials (as the agents do)."""
     os.environ.update(EMULATOR_CREDENTIALS)
-    outputs = local.outputs
     return GridResources.from_settings(
-        GridSettings(
-            table_name=outputs["TaskTableName"],
-            bucket_name=outputs["DataBucketName"],
-            queue_prefix=outputs["QueuePrefix"],
-            priority_levels=int(outputs["PriorityLevels"]),
-            endpoint_url=local.endpoint_url,
-            region=local.region,
+        GridSettings.from_stack_outputs(
+            local.outputs, endpoint_url=local.endpoint_url, region=local.region
         )
     )
 

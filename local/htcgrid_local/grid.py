@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from htcgrid_core.stack import settings_environment
 from htcgrid_local.clients import EMULATOR_CREDENTIALS, is_real_aws
 from htcgrid_local.emulator import Emulator, stop_processes
 from htcgrid_local.provision import StackOutputs, provision_stack, read_stack_outputs
@@ -177,23 +178,12 @@ class LocalGrid:
         HTCGRID_* settings from the stack's outputs, the region, and for an emulator its URL
         and dummy credentials (a real account keeps the ambient credentials).
         """
-        outputs = self.outputs
-        env = {
-            "HTCGRID_TABLE_NAME": outputs["TaskTableName"],
-            "HTCGRID_BUCKET_NAME": outputs["DataBucketName"],
-            "HTCGRID_QUEUE_PREFIX": outputs["QueuePrefix"],
-            "HTCGRID_PRIORITY_LEVELS": outputs["PriorityLevels"],
-            "HTCGRID_MAX_ATTEMPTS": outputs["MaxAttempts"],
-            "HTCGRID_LEASE_DURATION_S": outputs["LeaseDurationSeconds"],
-            "HTCGRID_INLINE_THRESHOLD_BYTES": outputs["InlinePayloadThresholdBytes"],
-            "HTCGRID_RETRY_WORKFLOW_ARN": outputs["RetryWorkflowArn"],
-            "HTCGRID_MAX_RECEIVE_COUNT": outputs["MaxReceiveCount"],
-            "HTCGRID_RESULT_RETENTION_DAYS": outputs["ResultRetentionDays"],
-            "HTCGRID_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-        }
-        if not is_real_aws(self.endpoint_url):
-            env["HTCGRID_ENDPOINT_URL"] = self.endpoint_url
+        emulated = not is_real_aws(self.endpoint_url)
+        env = settings_environment(
+            self.outputs, region=self.region, endpoint_url=self.endpoint_url if emulated else None
+        )
+        env["AWS_DEFAULT_REGION"] = self.region
+        if emulated:
             env.update(EMULATOR_CREDENTIALS)
         return env
 

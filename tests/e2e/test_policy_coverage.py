@@ -201,15 +201,9 @@ class Run:
 
 
 def grid_resources(grid: LocalGrid) -> GridResources:
-    outputs = grid.outputs
     return GridResources.from_settings(
-        GridSettings(
-            table_name=outputs["TaskTableName"],
-            bucket_name=outputs["DataBucketName"],
-            queue_prefix=outputs["QueuePrefix"],
-            priority_levels=int(outputs["PriorityLevels"]),
-            endpoint_url=grid.endpoint_url,
-            region=iam.REGION,
+        GridSettings.from_stack_outputs(
+            grid.outputs, endpoint_url=grid.endpoint_url, region=iam.REGION
         )
     )
 

@@ -76,15 +76,9 @@ def scale_in_grid(local_grid: LocalGrid) -> Iterator[LocalGrid]:
 
 
 def table_of(grid: LocalGrid) -> GridResources:
-    outputs = grid.outputs
     return GridResources.from_settings(
-        GridSettings(
-            table_name=outputs["TaskTableName"],
-            bucket_name=outputs["DataBucketName"],
-            queue_prefix=outputs["QueuePrefix"],
-            priority_levels=int(outputs["PriorityLevels"]),
-            endpoint_url=grid.endpoint_url,
-            region="us-east-1",
+        GridSettings.from_stack_outputs(
+            grid.outputs, endpoint_url=grid.endpoint_url, region="us-east-1"
         )
     )
 

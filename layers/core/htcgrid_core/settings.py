@@ -1,15 +1,21 @@
-"""The grid's settings: one typed object parsed from ``HTCGRID_*`` environment variables.
+"""The grid's settings: one typed object, every default and limit in one place.
 
-Every default lives here. The Lambdas get these variables from ``template.yaml``; the agent and
-the local grid set them from the stack's outputs. Nothing reads the environment anywhere else.
+``GridSettings`` is a plain frozen value: a client or a test makes it from a stack's outputs
+(``from_stack_outputs``, through ``STACK_OUTPUTS``, the one map from outputs to settings) or
+from arguments, and it never looks at the environment. The Lambdas and the agent read theirs
+from ``HTCGRID_*`` environment variables through ``get_settings()`` (``EnvironmentSettings``):
+``template.yaml`` sets them for the Lambdas; the agent's come from the same outputs
+(``python -m htcgrid_core.stack``, ``LocalGrid.agent_env``). Nothing else reads the
+environment for settings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Largest number of priority levels the template can create (one queue pair each).
@@ -21,11 +27,45 @@ MAX_LEASE_DURATION_S = SQS_MAX_VISIBILITY_S // 2
 #: Heartbeat interval when none is set: this, or a third of the lease if that is shorter.
 DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
 
+#: Which of a stack's outputs (``template.yaml``'s Outputs) carries which setting: the one place
+#: that says so. ``tests/unit/test_stack_outputs.py`` checks it against the template.
+STACK_OUTPUTS: Final[Mapping[str, str]] = {
+    "TaskTableName": "table_name",
+    "DataBucketName": "bucket_name",
+    "QueuePrefix": "queue_prefix",
+    "PriorityLevels": "priority_levels",
+    "InlinePayloadThresholdBytes": "inline_threshold_bytes",
+    "MaxAttempts": "max_attempts",
+    "LeaseDurationSeconds": "lease_duration_s",
+    "MaxReceiveCount": "max_receive_count",
+    "ResultRetentionDays": "result_retention_days",
+    "RetryWorkflowArn": "retry_workflow_arn",
+}
+#: The outputs without which no process finds the grid's table, bucket and queues, or agrees
+#: with the Lambdas on what goes inline. The others keep their defaults when a caller leaves
+#: them out (``Grid.from_outputs`` with what a client uses, a stack older than the output).
+REQUIRED_STACK_OUTPUTS: Final = (
+    "TaskTableName",
+    "DataBucketName",
+    "QueuePrefix",
+    "PriorityLevels",
+    "InlinePayloadThresholdBytes",
+)
 
-class GridSettings(BaseSettings):
-    """Where the grid's resources are and the limits it enforces."""
 
-    model_config = SettingsConfigDict(env_prefix="HTCGRID_", frozen=True, extra="ignore")
+class MissingStackOutputsError(ValueError):
+    """A stack's outputs lack some that ``REQUIRED_STACK_OUTPUTS`` names."""
+
+    def __init__(self, missing: Collection[str]) -> None:
+        super().__init__(f"the grid's stack outputs lack {', '.join(missing)}")
+        self.missing = tuple(missing)
+
+
+class GridSettings(BaseModel):
+    """Where the grid's resources are and the limits it enforces: a frozen value that reads
+    nothing from the environment (``get_settings()`` does, for the Lambdas and the agent)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     table_name: str = Field(default="", description="DynamoDB task table.")
     bucket_name: str = Field(default="", description="S3 bucket of the data plane.")
@@ -183,13 +223,35 @@ class GridSettings(BaseSettings):
             )
         return self.lease_threshold_s
 
-    def as_environment(self) -> dict[str, str]:
+    @classmethod
+    def from_stack_outputs(
+        cls,
+        outputs: Mapping[str, str],
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> GridSettings:
+        """The settings a deployed stack's outputs carry (``STACK_OUTPUTS``), at
+        ``endpoint_url`` in ``region``; every other setting keeps its default. Raises
+        ``MissingStackOutputsError`` naming the required outputs that are absent, and pydantic's
+        ``ValidationError`` naming the setting for a value out of its limits."""
+        missing = [name for name in REQUIRED_STACK_OUTPUTS if not outputs.get(name)]
+        if missing:
+            raise MissingStackOutputsError(missing)
+        values: dict[str, Any] = {
+            setting: outputs[output]
+            for output, setting in STACK_OUTPUTS.items()
+            if outputs.get(output)
+        }
+        return cls.model_validate({**values, "endpoint_url": endpoint_url, "region": region})
+
+    def as_environment(self, names: Collection[str] | None = None) -> dict[str, str]:
         """These settings as the ``HTCGRID_*`` variables that recreate them in another process
-        (an agent, a Lambda); unset ones are left out."""
+        (an agent, a Lambda); unset ones are left out, and with ``names`` all but those."""
         return {
             f"HTCGRID_{name.upper()}": str(value)
             for name, value in self.model_dump().items()
-            if value is not None and value != ""
+            if value is not None and value != "" and (names is None or name in names)
         }
 
     def queue_name(self, priority: int) -> str:
@@ -197,7 +259,15 @@ class GridSettings(BaseSettings):
         return f"{self.queue_prefix}-p{priority}"
 
 
+class EnvironmentSettings(BaseSettings, GridSettings):
+    """``GridSettings`` read from ``HTCGRID_*`` environment variables (``HTCGRID_TABLE_NAME``
+    is ``table_name``): how a Lambda or an agent gets its settings. Only ``get_settings()``
+    makes one; everything else is handed a ``GridSettings``."""
+
+    model_config = SettingsConfigDict(env_prefix="HTCGRID_", frozen=True, extra="ignore")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> GridSettings:
     """The process's settings, parsed once from the environment (cold start in a Lambda)."""
-    return GridSettings()
+    return EnvironmentSettings()

@@ -1,20 +1,38 @@
-"""``htcgrid-agent``: run a worker agent against the grid named by HTCGRID_* settings."""
+"""``htcgrid-agent``: run a worker agent against the grid named by HTCGRID_* settings.
+
+The flags are ``AgentConfig``'s fields, read by pydantic-settings' CLI source: each flag's
+default, limit and help are written once, on its field. What argparse shows better than the
+CLI source does (examples, the Lambda runtimes' group, one-of ``--bootstrap`` /
+``--runtime-api-port``) is this module's root parser; a field's limit broken on the command
+line is one argparse error naming the flag and the limit.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from typing import Any, Final
 
 from prometheus_client import start_http_server
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    CliApp,
+    CliSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from htcgrid_agent.config import AgentConfig
+from htcgrid_agent.config import ENVIRONMENT, AgentConfig
 from htcgrid_agent.health import HealthServer, Probes
 from htcgrid_agent.process import become_subreaper, protect_memory
 from htcgrid_agent.slots import HandlerLoadError
 from htcgrid_agent.worker import Worker
 from htcgrid_core.resources import get_resources
 
+PROG = "htcgrid-agent"
 EXAMPLES = """
 examples:
   htcgrid-agent --handler htcgrid_examples.pricing:handler --slots 2
@@ -22,136 +40,139 @@ examples:
   htcgrid-agent --bootstrap ./bootstrap --handler app.handler --slots 4   # any Lambda runtime
   htcgrid-agent --runtime-api-port 9001 --slots 2    # runtimes in sidecar containers
 """
+#: The Lambda runtimes' flags (by the CLI source's dest: the field's alias, else its name), in
+#: their own group of --help; the first two exclude each other.
+RUNTIME_MODES: Final = ("bootstrap", "runtime_api_port")
+RUNTIME_FLAGS: Final = (*RUNTIME_MODES, "task_root", "runtime_init_timeout")
+#: Fields that are not flags.
+NOT_FLAGS: Final = ("flush_interval_s",)
+#: What a broken limit says, by pydantic's error type.
+LIMITS: Final = {
+    "greater_than_equal": "must be at least {ge:g}",
+    "greater_than": "must be more than {gt:g}",
+    "less_than_equal": "must be at most {le:g}",
+    "less_than": "must be less than {lt:g}",
+}
 
 
-def parse_args(argv: list[str] | None = None) -> AgentConfig:
-    defaults = AgentConfig(handler="")
-    parser = argparse.ArgumentParser(
-        prog="htcgrid-agent",
+class _CommandLine(BaseSettings, AgentConfig):
+    """AgentConfig read from flags, then from the two environment variables it has."""
+
+    # Flags are the aliases only (``--long-poll``, never also ``--long-poll-s``); a bool is a
+    # bare switch (``--burst``).
+    model_config = SettingsConfigDict(
+        validate_by_name=False,
+        env_prefix="HTCGRID_",
+        env_ignore_empty=True,
+        cli_kebab_case=True,
+        cli_implicit_flags="toggle",
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The CLI source goes first (the flags win); no dotenv or secrets files.
+        return (_FlagEnvironment(settings_cls),)
+
+
+class _FlagEnvironment(EnvSettingsSource):
+    """``HTCGRID_<FIELD>`` for the fields in ``ENVIRONMENT`` only: HTCGRID_SLOTS sets nothing."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name not in ENVIRONMENT:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+def _flag(field_name: str) -> str:
+    """The flag of a field (and its environment variable, if it has one)."""
+    info = AgentConfig.model_fields[field_name]
+    alias = info.validation_alias if isinstance(info.validation_alias, str) else field_name
+    flag = "--" + alias.replace("_", "-")
+    if field_name in ENVIRONMENT:
+        flag += f" (or HTCGRID_{field_name.upper()})"
+    return flag
+
+
+def _field_of(alias: str) -> str:
+    for name, info in AgentConfig.model_fields.items():
+        if alias in (name, info.validation_alias):
+            return name
+    return alias  # pragma: no cover - every error names one of the model's fields
+
+
+def explain(error: ValidationError) -> str:
+    """A validation error as one line per problem, each naming the flag and the limit."""
+    problems = []
+    for problem in error.errors():
+        if not problem["loc"]:  # the model's own checks say what is wrong in flag names
+            problems.append(problem["msg"].removeprefix("Value error, "))
+            continue
+        flag = _flag(_field_of(str(problem["loc"][0])))
+        limit = LIMITS.get(problem["type"])
+        if limit is not None:
+            bound = limit.format(**problem.get("ctx", {}))
+            problems.append(f"{flag} {bound}, not {problem['input']}")
+        else:
+            problems.append(f"{flag}: {problem['msg'].lower()} (got {problem['input']!r})")
+    return "; ".join(problems)
+
+
+def parser() -> tuple[argparse.ArgumentParser, CliSettingsSource[argparse.ArgumentParser]]:
+    """The root parser, and the CLI source that adds AgentConfig's fields to it as flags."""
+    root = argparse.ArgumentParser(
+        prog=PROG,
         description="Take tasks from the grid's priority queues and run a Lambda-style handler.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
-    parser.add_argument(
-        "--handler",
-        default=os.environ.get("HTCGRID_HANDLER"),
-        help="module:function called as handler(event, context)",
-    )
-    parser.add_argument(
-        "--slots",
-        type=int,
-        default=defaults.slots,
-        help="tasks run at once, one child process each (default %(default)s)",
-    )
-    parser.add_argument(
-        "--prefetch",
-        type=int,
-        default=defaults.prefetch,
-        help="messages taken beyond free slots, for fuller batches (default %(default)s)",
-    )
-    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    parser.add_argument("--max-tasks", type=int, default=None, help="exit after N tasks")
-    parser.add_argument("--max-idle", type=float, default=None, help="exit after S idle seconds")
-    parser.add_argument(
-        "--starvation-weight",
-        type=int,
-        default=None,
-        metavar="N",
-        help="ask a lower priority level first once it went N fetches unserved "
-        "(default: strict priority)",
-    )
-    parser.add_argument(
-        "--long-poll",
-        type=int,
-        default=defaults.long_poll_s,
-        help="long-poll wait in seconds when idle (default %(default)s)",
-    )
-    parser.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
-    )
-    parser.add_argument(
-        "--health-port",
-        type=int,
-        default=None,
-        help="serve /healthz (alive) and /readyz (taking work) on this port",
-    )
-    parser.add_argument(
-        "--slot-memory-mb",
-        type=int,
-        default=None,
-        metavar="MB",
-        help="address space each slot's child may use; a handler needing more fails its task "
-        "with OutOfMemory (default: no cap)",
-    )
-    parser.add_argument(
-        "--handler-credentials",
-        action="store_true",
-        default=os.environ.get("HTCGRID_HANDLER_CREDENTIALS", "").lower() in ("1", "true"),
-        help="pass the agent's AWS credentials on to handlers (default: handlers get none)",
-    )
-    parser.add_argument("--name", default=defaults.name, help="agent name in logs and contexts")
-    runtime = parser.add_argument_group(
+    runtime = root.add_argument_group(
         "Lambda runtimes", "run tasks in any Lambda runtime through the Runtime API"
     )
     modes = runtime.add_mutually_exclusive_group()
-    modes.add_argument(
-        "--bootstrap",
-        metavar="CMD",
-        help="start CMD per slot as a Lambda custom runtime's bootstrap (AWS_LAMBDA_RUNTIME_API "
-        "and Lambda's variables set; --handler becomes _HANDLER)",
+
+    def add_flag(parser: Any, *names: str, **options: Any) -> Any:
+        dest = options["dest"]
+        field = _field_of(dest)
+        if field in NOT_FLAGS:
+            return None
+        extra = AgentConfig.model_fields[field].json_schema_extra
+        if isinstance(extra, dict) and "metavar" in extra:
+            options["metavar"] = extra["metavar"]
+        # An empty default (--handler's) says nothing worth a "(default: )".
+        options["help"] = options["help"].replace(" (default: )", "")
+        group = modes if dest in RUNTIME_MODES else runtime if dest in RUNTIME_FLAGS else parser
+        return group.add_argument(*names, **options)
+
+    source: CliSettingsSource[argparse.ArgumentParser] = CliSettingsSource(
+        _CommandLine,
+        cli_prog_name=PROG,
+        cli_parse_none_str="none",  # how --help shows an unset default
+        root_parser=root,
+        add_argument_method=add_flag,
     )
-    modes.add_argument(
-        "--runtime-api-port",
-        type=int,
-        metavar="PORT",
-        help="serve the Runtime API for runtimes started by others (sidecars): slot i on "
-        "127.0.0.1:PORT+i",
-    )
-    runtime.add_argument(
-        "--task-root",
-        metavar="DIR",
-        help="the runtime's working directory and LAMBDA_TASK_ROOT (default: the current one)",
-    )
-    runtime.add_argument(
-        "--runtime-init-timeout",
-        type=float,
-        default=defaults.runtime_init_timeout_s,
-        metavar="S",
-        help="seconds a runtime may take to ask for its first invocation (default %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    uses_runtime = args.bootstrap is not None or args.runtime_api_port is not None
-    if not args.handler and not uses_runtime:
-        parser.error("--handler (or HTCGRID_HANDLER) is required")
-    if args.runtime_api_port is not None and not 0 < args.runtime_api_port <= 65535 - args.slots:
-        parser.error(f"--runtime-api-port must leave room for {args.slots} ports below 65536")
-    if args.runtime_init_timeout <= 0:
-        parser.error("--runtime-init-timeout must be positive")
-    if args.slots < 1:
-        parser.error("--slots must be at least 1")
-    if args.slot_memory_mb is not None and args.slot_memory_mb < 64:
-        parser.error("--slot-memory-mb must be at least 64 (an interpreter needs about that)")
-    if args.starvation_weight is not None and args.starvation_weight < 1:
-        parser.error("--starvation-weight must be at least 1")
-    return AgentConfig(
-        handler=args.handler or "",
-        slots=args.slots,
-        prefetch=max(0, args.prefetch),
-        burst=args.burst,
-        max_tasks=args.max_tasks,
-        max_idle_s=args.max_idle,
-        starvation_weight=args.starvation_weight,
-        long_poll_s=args.long_poll,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        slot_memory_mb=args.slot_memory_mb,
-        handler_credentials=args.handler_credentials,
-        name=args.name,
-        bootstrap=args.bootstrap,
-        runtime_api_port=args.runtime_api_port,
-        task_root=args.task_root,
-        runtime_init_timeout_s=args.runtime_init_timeout,
-    )
+    return root, source
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    """The agent's configuration from ``argv`` (default ``sys.argv[1:]``) and its environment
+    variables; a bad flag exits with argparse's usage and a message naming it."""
+    root, source = parser()
+    try:
+        args = sys.argv[1:] if argv is None else argv
+        read = CliApp.run(_CommandLine, cli_args=args, cli_settings_source=source)
+    except ValidationError as error:
+        root.error(explain(error))
+    return AgentConfig.model_validate(read.model_dump())
 
 
 def main(argv: list[str] | None = None) -> int:
