@@ -259,8 +259,8 @@ def test_the_reaper_workflow_runs_the_stranded_submissions_sweep(
 ) -> None:
     # GIVEN a stranded submission past its dispatch deadline
     persist(grid, session_id, ["a", "b"], token="tok")
-    grid.table.client.update_item(
-        TableName=grid.table.name,
+    aws.dynamodb(grid.settings.endpoint_url, grid.settings.region).update_item(
+        TableName=grid.settings.table_name,
         Key=keys.submission_key(session_id, "tok"),
         UpdateExpression="SET lease_expires_at = :past",
         ExpressionAttributeValues={":past": {"N": "1"}},

@@ -9,10 +9,9 @@ import pytest
 
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.worker import Worker
-from htcgrid_core import aws, counters, keys
-from htcgrid_core import table as table_module
+from htcgrid_core import aws, keys
 from htcgrid_core.cancellation import cancel
-from htcgrid_core.counters import COUNTER_SHARDS, SessionCounters, counter_keys
+from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     CancelRequest,
@@ -27,6 +26,7 @@ from htcgrid_core.resources import GridResources
 from htcgrid_core.sessions import delete_session, list_sessions, list_tasks, status_of
 from htcgrid_core.submissions import dispatch_submission, persist_submission
 from htcgrid_core.table import Completion
+from htcgrid_core.table import tasks as table_tasks
 from tests.integration.builders import persist, submission, submit
 
 HANDLER = "htcgrid_examples.scripted:handler"
@@ -57,7 +57,7 @@ def test_counters_follow_agents_and_cancellation(grid: GridResources, session_id
     grid.table.record_success(
         Completion(session_id, task_ids[2], 1, None), InlineData(inline=1), time.time()
     )
-    counters.add(session_id, {TaskState.SUCCEEDED: 1}, grid=grid)
+    SessionCounters.from_resources(grid).add(session_id, {TaskState.SUCCEEDED: 1})
     # THEN the counts agree with an exact count of every record
     assert status(grid, session_id) == {
         TaskState.PENDING: 1,
@@ -80,10 +80,8 @@ def test_an_agent_counts_what_it_finishes_in_batched_writes(
     assert status(grid, session_id, exact=True) == expected
     assert status(grid, session_id) == expected
     # AND far fewer counter items were written than tasks finished: one per flush at most
-    items = grid.table.client.batch_get_item(
-        RequestItems={grid.table.name: {"Keys": counter_keys(session_id)}}
-    )["Responses"][grid.table.name]
-    assert 1 <= len(items) <= COUNTER_SHARDS
+    items = grid.table.get_items(keys.counter_keys(session_id), consistent=False)
+    assert 1 <= len(items) <= keys.COUNTER_SHARDS
 
 
 @pytest.mark.shared_stack
@@ -92,7 +90,8 @@ def test_a_session_without_counters_is_counted_exactly(
 ) -> None:
     # GIVEN tasks whose session record carries no count (written before counters existed)
     persist(grid, session_id, [1, 2])
-    grid.table.client.delete_item(TableName=grid.table.name, Key=keys.session_key(session_id))
+    dynamodb = aws.dynamodb(grid.settings.endpoint_url, grid.settings.region)
+    dynamodb.delete_item(TableName=grid.settings.table_name, Key=keys.session_key(session_id))
     # THEN the status counts the records instead
     found = status_of(session_id, grid.table, SessionCounters.from_resources(grid), exact=False)
     assert found.exact
@@ -158,7 +157,7 @@ def test_deleting_a_session_removes_its_records_and_objects(
 ) -> None:
     # GIVEN a session with 40 tasks across shards, counters, and objects in S3
     task_ids = persist(grid, session_id, list(range(40))).task_ids
-    counters.add(session_id, {TaskState.SUCCEEDED: 1}, grid=grid)
+    SessionCounters.from_resources(grid).add(session_id, {TaskState.SUCCEEDED: 1})
     s3 = aws.s3(grid.settings.endpoint_url, grid.settings.region)
     bucket = grid.settings.bucket_name
     for task_id in task_ids[:3]:
@@ -176,9 +175,7 @@ def test_deleting_a_session_removes_its_records_and_objects(
     assert s3.list_objects_v2(Bucket=bucket, Prefix=f"sessions/{session_id}/")["KeyCount"] == 0
     assert grid.table.session_flags(session_id).cancelled
     assert status(grid, session_id, exact=True) == {}
-    tombstone = grid.table.client.get_item(
-        TableName=grid.table.name, Key=keys.session_key(session_id)
-    )["Item"]
+    (tombstone,) = grid.table.get_items([keys.session_key(session_id)])
     assert "registry_shard" not in tombstone
     assert float(tombstone["expires_at"]["N"]) <= time.time() + 86400
 
@@ -188,7 +185,7 @@ def test_a_delete_past_its_deadline_stops_and_the_next_call_finishes_it(
     grid: GridResources, session_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a session with more records per shard than one page of keys
-    monkeypatch.setattr(table_module, "SESSION_KEYS_PAGE", 5)
+    monkeypatch.setattr(table_tasks, "SESSION_KEYS_PAGE", 5)
     task_ids = [  # two submissions: 1,000 tasks are over one submission's state limit
         *persist(grid, session_id, list(range(500))).task_ids,
         *persist(grid, session_id, list(range(500, 1000))).task_ids,
