@@ -471,9 +471,13 @@ class FakeTaskTable:
         if start_key is not None:
             shard_records = [r for r in shard_records if r.task_id > start_key["sk"]["S"]]
         read = shard_records[:limit]
-        more = len(shard_records) > limit
-        last = {"pk": {"S": keys.shard_partition(session_id, shard)}, "sk": {"S": read[-1].task_id}}
-        return [r for r in read if r.state in states], last if more else None
+        kept = [r for r in read if r.state in states]
+        if len(shard_records) <= limit:
+            return kept, None
+        return kept, {
+            "pk": {"S": keys.shard_partition(session_id, shard)},
+            "sk": {"S": read[-1].task_id},
+        }
 
     def page_unfinished(
         self, session_id: str, shard: int, start_key: Key | None, limit: int
