@@ -39,6 +39,8 @@ from htcgrid_core.table import FINISHED_STATES, PERSISTING_STALE_AFTER_S, UNFINI
 
 #: Keys per page when a session's records are listed for deletion (as the adapter's).
 SESSION_KEYS_PAGE = 250
+#: What every transition that ends or hands back a lease sets.
+_NO_LEASE: Mapping[str, Any] = {"lease_token": None, "lease_expires_at": None}
 
 
 @dataclass
@@ -272,8 +274,6 @@ class FakeTaskTable:
             self.tasks[(session_id, task_id)] = new
             return new
 
-    _NO_LEASE: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
-
     def claim(
         self,
         session_id: str,
@@ -302,7 +302,7 @@ class FakeTaskTable:
             completion.task_id,
             "release",
             expect_holder(completion.attempt, completion.lease_token),
-            lambda _: {"state": TaskState.PENDING, **self._NO_LEASE},
+            lambda _: {"state": TaskState.PENDING, **_NO_LEASE},
         )
 
     def extend_lease(self, completion: Completion, lease_expires_at: float) -> None:
@@ -324,7 +324,7 @@ class FakeTaskTable:
                 "state": TaskState.SUCCEEDED,
                 "result": result,
                 "finished_at": now,
-                **self._NO_LEASE,
+                **_NO_LEASE,
             },
         )
 
@@ -333,7 +333,7 @@ class FakeTaskTable:
             update: dict[str, Any] = {
                 "state": target,
                 "errors": compact_history([*record.errors, failure.error]),
-                **self._NO_LEASE,
+                **_NO_LEASE,
             }
             if target is TaskState.PENDING:
                 update["attempt"] = record.attempt + 1
@@ -376,7 +376,7 @@ class FakeTaskTable:
             task_id,
             "cancel",
             expect_cancellable(),
-            lambda _: {"state": TaskState.CANCELLED, "finished_at": now, **self._NO_LEASE},
+            lambda _: {"state": TaskState.CANCELLED, "finished_at": now, **_NO_LEASE},
         )
 
     def expired_leases(

@@ -64,4 +64,3 @@ def test_results_come_back_in_the_order_of_the_batches() -> None:
         return batch * batch
 
     assert aws.in_parallel(send, range(10), workers=4) == [b * b for b in range(10)]
-
