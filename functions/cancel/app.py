@@ -6,6 +6,7 @@ Invoked by the client (lambda:InvokeFunction) with a CancelRequest; returns a Ca
 from typing import Any
 
 from htcgrid_core.cancellation import cancel
+from htcgrid_core.counters import SessionCounters
 from htcgrid_core.models import CancelRequest
 from htcgrid_core.observability import lambda_entrypoint, logger, metrics
 from htcgrid_core.resources import get_resources
@@ -16,6 +17,7 @@ from htcgrid_core.submissions import parse_document
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_document(CancelRequest, event)
     logger.append_keys(session_id=request.session_id)
-    report = cancel(request, get_resources().table)
+    grid = get_resources()
+    report = cancel(request, grid.table, SessionCounters.from_resources(grid))
     metrics.add_metric(name="TasksCancelled", unit="Count", value=report.cancelled)
     return report.model_dump(mode="json")

@@ -15,7 +15,8 @@ from pydantic import JsonValue
 
 from htcgrid import Completed, Grid, PartialSubmissionError, ResultsTimeoutError, Session, reconcile
 from htcgrid.connection import GridEndpoints
-from htcgrid_core import aws, counters
+from htcgrid_core import aws
+from htcgrid_core.counters import SessionCounters
 from htcgrid_core.models import (
     Data,
     InlineData,
@@ -129,7 +130,7 @@ def record_successes(grid: GridResources, session: Session, task_ids: list[str])
         grid.table.record_success(
             Completion(session.id, task_id, 1, None), InlineData(inline=value), time.time()
         )
-    counters.add(session.id, {TaskState.SUCCEEDED: len(task_ids)}, grid=grid)
+    SessionCounters.from_resources(grid).add(session.id, {TaskState.SUCCEEDED: len(task_ids)})
 
 
 @pytest.mark.shared_stack

@@ -333,8 +333,8 @@ def test_reaper_dispatches_a_stranded_submission(
 ) -> None:
     # GIVEN a submission persisted long ago whose dispatch never ran
     batch = persist(grid, session_id, ["a", "b"], token="stranded")
-    grid.table.client.update_item(
-        TableName=grid.table.name,
+    aws.dynamodb(grid.settings.endpoint_url, grid.settings.region).update_item(
+        TableName=grid.settings.table_name,
         Key=keys.submission_key(session_id, "stranded"),
         UpdateExpression="SET lease_expires_at = :past",
         ExpressionAttributeValues={":past": {"N": "1"}},

@@ -16,15 +16,18 @@ import pytest
 from htcgrid.cli import main as htcgrid_cli
 from htcgrid_core import aws, faults, keys
 from htcgrid_core.cancellation import cancel
-from htcgrid_core.models import CancelRequest, InlineData, RetryRequest, TaskState
+from htcgrid_core.models import CancelRequest, InlineData, TaskState
 from htcgrid_core.reaper import find_expired_leases, redispatch_stranded_submissions
 from htcgrid_core.resources import GridResources
-from htcgrid_core.retries import decide
 from htcgrid_core.sessions import DISPATCH_DEADLINE_S
 from htcgrid_core.settings import GridSettings, get_settings
 from htcgrid_local.provision import read_stack_outputs
 from tests.integration.builders import persist, submit
 from tests.integration.test_agent import HANDLER, run_burst
+from tests.unit.core.test_reaper import (  # noqa: F401 - collected here, against moto
+    test_a_retried_retry_request_resends_what_its_first_try_may_have_lost,
+    test_one_reaper_run_is_bounded_and_runs_drain_every_expired_lease,
+)
 from tests.waiting import wait_for
 
 
@@ -69,8 +72,16 @@ def test_a_dead_workers_leased_task_is_retried_by_the_reaper_and_nothing_is_left
         agent.wait()
     lease = grid.table.get_records(session_id, [task_id])[task_id].lease_expires_at
     assert lease is not None
-    # WHEN the lease has expired and the reaper runs
-    time.sleep(max(0.0, lease - time.time()) + 0.5)
+    # WHEN the lease has expired (the reaper's own query finds it) and the reaper runs
+    wait_for(
+        lambda: any(
+            f.task_id == task_id
+            for b in find_expired_leases(grid, time.time(), 1000).batches
+            for f in b.failures
+        ),
+        timeout_s=lease - time.time() + 30,
+        what="the lease to expire",
+    )
     run_reaper(grid_settings)
     # THEN the retry workflow gave the task a new attempt, with the reason kept
     retried = wait_for(
@@ -86,51 +97,12 @@ def test_a_dead_workers_leased_task_is_retried_by_the_reaper_and_nothing_is_left
     run_burst(grid)
     done = grid.table.get_records(session_id, [task_id])[task_id]
     assert (done.state, done.attempt) == (TaskState.SUCCEEDED, 2)
-    time.sleep(10.5)  # the dead worker's heartbeat hid its message for 2 x 5 s
+    # The dead worker's heartbeat hid its message for 2 x 5 s (the burst above may have met it
+    # already): once nothing is hidden, the next burst finds it stale, if it is still there.
+    wait_for(lambda: queue_depth(grid, 1)[1] == 0, timeout_s=30, what="the stale message")
     run_burst(grid)
     assert queue_depth(grid, 1) == (0, 0)
     assert grid.table.get_records(session_id, [task_id])[task_id].attempt == 2
-
-
-def test_one_reaper_run_is_bounded_and_runs_drain_every_expired_lease(
-    grid: GridResources, session_id: str
-) -> None:
-    task_ids = persist(grid, session_id, list(range(40)), timeout_s=600).task_ids
-    now = time.time()
-    for task_id in task_ids:
-        grid.table.claim(session_id, task_id, 1, f"lease-{task_id}", now - 1, now - 61)
-    reaped: list[str] = []
-    for _ in range(10):
-        report = find_expired_leases(grid, time.time(), limit=keys.LEASE_SHARDS)
-        mine = [f for b in report.batches for f in b.failures if f.session_id == session_id]
-        assert report.found <= keys.LEASE_SHARDS
-        if not mine:
-            break
-        decide(RetryRequest(failures=mine), grid, time.time())
-        reaped.extend(f.task_id for f in mine)
-    assert sorted(reaped) == sorted(task_ids)  # every one, each once
-    records = grid.table.get_records(session_id, task_ids)
-    assert {(r.state, r.attempt) for r in records.values()} == {(TaskState.PENDING, 2)}
-
-
-def test_a_retried_retry_request_resends_what_its_first_try_may_have_lost(
-    grid: GridResources, session_id: str
-) -> None:
-    (task_id,) = persist(grid, session_id, ["x"], timeout_s=600).task_ids
-    now = time.time()
-    grid.table.claim(session_id, task_id, 1, "lease", now - 1, now - 61)
-    (failure,) = [
-        f
-        for b in find_expired_leases(grid, now, 1000).batches
-        for f in b.failures
-        if f.task_id == task_id
-    ]
-    request = RetryRequest(failures=[failure])
-    first = decide(request, grid, now)
-    again = decide(request, grid, now)  # the workflow retried the function after its write
-    assert first.retried == again.retried == [task_id]
-    record = grid.table.get_records(session_id, [task_id])[task_id]
-    assert (record.state, record.attempt, len(record.errors)) == (TaskState.PENDING, 2, 1)
 
 
 def cli(capsys: pytest.CaptureFixture[str], grid_settings: GridSettings, *args: str) -> list[dict]:  # type: ignore[type-arg]
@@ -259,8 +231,8 @@ def test_the_reaper_workflow_runs_the_stranded_submissions_sweep(
 ) -> None:
     # GIVEN a stranded submission past its dispatch deadline
     persist(grid, session_id, ["a", "b"], token="tok")
-    grid.table.client.update_item(
-        TableName=grid.table.name,
+    aws.dynamodb(grid.settings.endpoint_url, grid.settings.region).update_item(
+        TableName=grid.settings.table_name,
         Key=keys.submission_key(session_id, "tok"),
         UpdateExpression="SET lease_expires_at = :past",
         ExpressionAttributeValues={":past": {"N": "1"}},

@@ -56,3 +56,11 @@ def test_each_batch_runs_in_a_copy_of_the_callers_context() -> None:
     seen: list[str] = []
     aws.in_parallel(lambda _: seen.append(request.get()), [1, 2, 3], workers=3)
     assert seen == ["submission-42"] * 3
+
+
+def test_results_come_back_in_the_order_of_the_batches() -> None:
+    def send(batch: int) -> int:
+        time.sleep(0.001 * (10 - batch))  # later batches finish first
+        return batch * batch
+
+    assert aws.in_parallel(send, range(10), workers=4) == [b * b for b in range(10)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 #: Batch requests of one call sent at once (``in_parallel``): a submission of 1,000 tasks is 40
 #: BatchWriteItem and 100 SendMessageBatch requests, each a round trip of several ms on AWS.
@@ -90,19 +91,21 @@ def pause_before_resend(attempt: int) -> None:
 
 
 def in_parallel(
-    send: Callable[[ItemT], None], batches: Sequence[ItemT], workers: int = PARALLEL_REQUESTS
-) -> None:
-    """``send`` every batch, up to ``workers`` at a time, and wait for all of them; the first
-    error, if any, is raised once every batch has been tried (each does its own retries). One
-    batch is sent on the calling thread: no pool for the common small call. (In Lambda, X-Ray
-    gives each thread the invocation's segment, so the pool's calls are traced as well.)"""
-    if len(batches) <= 1 or workers <= 1:
-        for batch in batches:
-            send(batch)
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
-        # Each batch runs in a copy of the caller's context, as asyncio.to_thread does, so
-        # context-local state (a request's tracing or accounting) follows it into the pool.
-        futures = [pool.submit(contextvars.copy_context().run, send, batch) for batch in batches]
-    for future in futures:
-        future.result()
+    send: Callable[[ItemT], ResultT],
+    batches: Iterable[ItemT],
+    workers: int = PARALLEL_REQUESTS,
+) -> list[ResultT]:
+    """``send`` every batch, up to ``workers`` at a time, and wait for all of them: their
+    results, in the order of ``batches``. The first error, if any, is raised once every batch
+    has been tried (each does its own retries). One batch is sent on the calling thread: no
+    pool for the common small call. Every batch runs in a copy of the caller's context, so
+    context-local state (a request's tracing or accounting) follows it into the pool. (In
+    Lambda, X-Ray gives each thread the invocation's segment, so the pool's calls are traced
+    as well.) The one way the grid fans calls out over threads."""
+    items = list(batches)
+    if len(items) <= 1 or workers <= 1:
+        return [send(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        # As asyncio.to_thread does: a copy of the context per call.
+        futures = [pool.submit(contextvars.copy_context().run, send, item) for item in items]
+    return [future.result() for future in futures]

@@ -9,17 +9,16 @@ one heartbeat, and a late result of a cancelled task is rejected by the same con
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import TransitionRejected
 from htcgrid_core.models import CancelReport, CancelRequest, TaskState
 from htcgrid_core.paging import across_shards
+from htcgrid_core.ports import Key, TaskStore
 from htcgrid_core.settings import get_settings
-from htcgrid_core.table import TaskTable
 
 
-def _cancel_one(table: TaskTable, session_id: str, task_id: str, now: float) -> bool:
+def _cancel_one(table: TaskStore, session_id: str, task_id: str, now: float) -> bool:
     """Cancel one task; False if it finished (or is unknown) before the cancel reached it."""
     try:
         table.cancel(session_id, task_id, now)
@@ -29,7 +28,7 @@ def _cancel_one(table: TaskTable, session_id: str, task_id: str, now: float) -> 
 
 
 def cancel(
-    request: CancelRequest, table: TaskTable, counters: SessionCounters | None = None
+    request: CancelRequest, table: TaskStore, counters: SessionCounters | None = None
 ) -> CancelReport:
     """Cancel the named tasks, or the next ``limit`` unfinished tasks of the whole session.
     The tasks this call cancelled are added to the session's counters, in one write."""
@@ -44,9 +43,7 @@ def cancel(
             session_id=request.session_id, cancelled=done, already_finished=len(ids) - done
         )
 
-    def cancel_page(
-        shard: int, key: dict[str, Any] | None, limit: int
-    ) -> tuple[list[str], dict[str, Any] | None]:
+    def cancel_page(shard: int, key: Key | None, limit: int) -> tuple[list[str], Key | None]:
         """Cancel a page of unfinished tasks; the ones actually cancelled count to the limit."""
         ids, key = table.page_unfinished(request.session_id, shard, key, limit)
         return [t for t in ids if _cancel_one(table, request.session_id, t, now)], key

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import TransitionRejected
 from htcgrid_core.models import TaskMessage, TaskRecord, TaskState
-from htcgrid_core.queues import MAX_BATCH_ENTRIES, Queues, ReceivedTask
-from htcgrid_core.retries import message_for
-from htcgrid_core.table import TaskTable
+from htcgrid_core.ports import TaskQueues, TaskStore
+from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 
 #: How long a listing or a redrive hides the messages it reads (it hands back the rest).
 READ_VISIBILITY_S = 60
@@ -61,7 +60,7 @@ class RedriveReport:
     left: int = 0
 
 
-def depths(queues: Queues) -> list[DeadLetterQueueDepth]:
+def depths(queues: TaskQueues) -> list[DeadLetterQueueDepth]:
     """Messages in each level's DLQ."""
     found = []
     for priority in range(queues.priority_levels):
@@ -70,7 +69,7 @@ def depths(queues: Queues) -> list[DeadLetterQueueDepth]:
     return found
 
 
-def _read(queues: Queues, url: str, limit: int) -> list[ReceivedTask]:
+def _read(queues: TaskQueues, url: str, limit: int) -> list[ReceivedTask]:
     received: list[ReceivedTask] = []
     seen: set[str] = set()
     while len(received) < limit:
@@ -86,7 +85,7 @@ def _read(queues: Queues, url: str, limit: int) -> list[ReceivedTask]:
 
 
 def peek(
-    queues: Queues, table: TaskTable, priorities: Sequence[int], limit: int = 100
+    queues: TaskQueues, table: TaskStore, priorities: Sequence[int], limit: int = 100
 ) -> list[DeadLetter]:
     """Up to ``limit`` messages of each named level's DLQ, with their tasks' records."""
     letters: list[DeadLetter] = []
@@ -119,8 +118,8 @@ def peek(
 
 
 def redrive(
-    queues: Queues,
-    table: TaskTable,
+    queues: TaskQueues,
+    table: TaskStore,
     priorities: Sequence[int],
     session_id: str | None = None,
     limit: int = 1000,
@@ -166,7 +165,7 @@ def redrive(
 
 
 def _uncount_failures(
-    table: TaskTable, resent: Sequence[TaskMessage], received: Sequence[ReceivedTask]
+    table: TaskStore, resent: Sequence[TaskMessage], received: Sequence[ReceivedTask]
 ) -> None:
     """A redriven task is unfinished again: take it off its session's FAILED count."""
     before = {
@@ -184,21 +183,19 @@ def _uncount_failures(
         counters.add(session_id, {TaskState.FAILED: -count})
 
 
-def _replay(table: TaskTable, message: TaskMessage) -> TaskMessage | None:
+def _replay(table: TaskStore, message: TaskMessage) -> TaskMessage | None:
     """The message to send for a dead letter's task, or None if it needs none."""
     try:
-        return message_for(
-            table.redrive(
-                message.session_id, message.task_id, message.attempt, message.max_attempts
-            )
-        )
+        return table.redrive(
+            message.session_id, message.task_id, message.attempt, message.max_attempts
+        ).message()
     except TransitionRejected as rejected:
-        current = rejected.current
+        current: TaskRecord | None = rejected.current
     if current is None or current.state.is_terminal:
         return None  # finished (or deleted) without this message
     if current.attempt == message.attempt:
         return message  # not swept yet: the attempt goes back as it was
     if current.state is TaskState.PENDING and current.attempt == message.attempt + 1:
         # Redriven before by a run that died between its write and its send.
-        return message_for(current)
+        return current.message()
     return None

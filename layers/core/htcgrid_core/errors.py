@@ -55,5 +55,10 @@ class PayloadNotJsonError(PayloadIntegrityError):
     the stored object is not what its writer declared."""
 
 
+class QueueMissingError(HtcGridError):
+    """A queue named by URL does not exist: a session's result queue, deleted when the
+    session was closed."""
+
+
 class TaskNotFoundError(HtcGridError):
     """No task with that id exists in the session."""

@@ -4,7 +4,8 @@ A session's tasks are spread over ``SESSION_SHARDS`` partition keys, ``<session>
 shard a stable hash of the task id. One partition key takes at most 1,000 write units/s; a
 session writing 20,000 tasks/s at 2 write units each needs 40,000 units/s, so 64 shards leave
 headroom (625 units/s each) while a session's status reads stay at 64 small queries.
-Session-level records (submissions) live under ``session#<session>``.
+Session-level records (the session's own, its submissions) live under ``session#<session>``,
+its finished-task counters under ``counters#<session>#<shard>``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ LEASES_INDEX = "leases"
 #: Partitions of the ``leases`` index holding submissions persisted and not yet dispatched, by
 #: dispatch deadline (see ``sessions.record_persisted``): the reaper re-dispatches those past it.
 DISPATCH_SHARDS = 4
+#: Partitions of the sparse ``sessions`` index, keyed by (``registry_shard``, ``created_at``):
+#: new sessions spread over them, and listing the newest reads each.
+REGISTRY_SHARDS = 4
+SESSIONS_INDEX = "sessions"
+#: Counter items per session, each its own partition key. 16 keys at 1,000 writes/s each is
+#: 16,000 counter writes/s per session, against the few hundred a session finishing 20,000
+#: tasks/s makes.
+COUNTER_SHARDS = 16
 _TASK_ID_NAMESPACE = uuid.UUID("5f0c1f0e-9a43-4c3b-9d0e-8a1f2a6b7c11")
 _TASK_ID = re.compile(r"^([0-9a-f]{32})-(0|[1-9][0-9]{0,5})$")
 
@@ -40,14 +49,34 @@ def shard_partition(session_id: str, shard: int) -> str:
     return f"{session_id}#{shard:02d}"
 
 
+def lease_partition(shard: int) -> str:
+    """The ``leases`` index partition of lease shard ``shard``."""
+    return f"lease#{shard:02d}"
+
+
 def lease_shard(task_id: str) -> str:
     """The ``leases`` index partition a leased task is filed under."""
-    return f"lease#{zlib.crc32(task_id.encode()) % LEASE_SHARDS:02d}"
+    return lease_partition(zlib.crc32(task_id.encode()) % LEASE_SHARDS)
+
+
+def dispatch_partition(shard: int) -> str:
+    """The ``leases`` index partition of dispatch shard ``shard``."""
+    return f"dispatch#{shard:02d}"
 
 
 def dispatch_shard(submission_token: str) -> str:
     """The ``leases`` index partition a persisted, undispatched submission is filed under."""
-    return f"dispatch#{zlib.crc32(submission_token.encode()) % DISPATCH_SHARDS:02d}"
+    return dispatch_partition(zlib.crc32(submission_token.encode()) % DISPATCH_SHARDS)
+
+
+def registry_partition(shard: int) -> str:
+    """The ``sessions`` index partition of registry shard ``shard``."""
+    return f"sessions#{shard}"
+
+
+def registry_shard(session_id: str) -> str:
+    """The ``sessions`` index partition a session is registered under."""
+    return registry_partition(zlib.crc32(session_id.encode()) % REGISTRY_SHARDS)
 
 
 def task_key(session_id: str, task_id: str) -> dict[str, dict[str, str]]:
@@ -63,6 +92,16 @@ def submission_key(session_id: str, submission_token: str) -> dict[str, dict[str
 def session_key(session_id: str) -> dict[str, dict[str, str]]:
     """The DynamoDB key of a session's own record (cancellation flags)."""
     return {"pk": {"S": f"session#{session_id}"}, "sk": {"S": "session"}}
+
+
+def counter_key(session_id: str, shard: int) -> dict[str, dict[str, str]]:
+    """The DynamoDB key of one of a session's counter items."""
+    return {"pk": {"S": f"counters#{session_id}#{shard:02d}"}, "sk": {"S": "counters"}}
+
+
+def counter_keys(session_id: str) -> list[dict[str, dict[str, str]]]:
+    """Every counter item key of a session (for reading or deleting them)."""
+    return [counter_key(session_id, shard) for shard in range(COUNTER_SHARDS)]
 
 
 def submission_digest(session_id: str, submission_token: str) -> str:

@@ -1,8 +1,10 @@
-"""The task state machine: which transitions are legal and what each one must find.
+"""The task state machine: what each transition must find, and where a failed attempt goes.
 
 Pure code, no AWS. ``table`` turns each ``Expectation`` into a DynamoDB ConditionExpression, so
 every transition is one conditional write that names the state (and attempt, and lease) it
-expects. That is what makes duplicate deliveries, dead workers and late results harmless.
+expects. That is what makes duplicate deliveries, dead workers and late results harmless. The
+``expect_*`` builders are the one definition of which transition is legal from where:
+``Expectation.admits`` is the same rule in Python, for in-memory stores and tests.
 
 A short task (timeout within the lease threshold) runs without a lease write: the SQS message's
 visibility timeout keeps other agents away, and its completion expects PENDING at its attempt.
@@ -16,27 +18,13 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from htcgrid_core.models import FailureCause, TaskError, TaskState
+from htcgrid_core.models import FailureCause, TaskError, TaskRecord, TaskState
 
 PENDING, RUNNING = TaskState.PENDING, TaskState.RUNNING
-SUCCEEDED, FAILED, CANCELLED = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED
-
-#: Every legal transition. PENDING -> PENDING is a failed attempt sent back for a retry.
-LEGAL_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    PENDING: frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED}),
-    RUNNING: frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED}),
-    SUCCEEDED: frozenset(),
-    FAILED: frozenset(),
-    CANCELLED: frozenset(),
-}
+FAILED = TaskState.FAILED
 
 #: SQS caps a message delay at 15 minutes.
 MAX_RETRY_DELAY_S = 900
-
-
-def is_legal(source: TaskState, target: TaskState) -> bool:
-    """Whether a task in ``source`` may move to ``target``. Terminal states never change."""
-    return target in LEGAL_TRANSITIONS[source]
 
 
 @dataclass(frozen=True)
@@ -52,6 +40,22 @@ class Expectation:
     expired_by: float | None = None
     #: If set, the task must have been FAILED by the DLQ sweep (only those may be redriven).
     dead_lettered: bool = False
+
+    def admits(self, record: TaskRecord | None, *, dead_lettered: bool = False) -> bool:
+        """Whether a write expecting this may change ``record`` (None: no such task), as the
+        table's condition expression decides it (``table.codec.condition_for``).
+        ``dead_lettered``: whether the DLQ sweep FAILED the task (the record does not say)."""
+        if record is None or record.state not in self.states:
+            return False
+        if self.attempt is not None and record.attempt != self.attempt:
+            return False
+        if self.lease_token is not None and record.lease_token != self.lease_token:
+            return False
+        if self.expired_by is not None and record.state is RUNNING:
+            expires = record.lease_expires_at
+            if expires is None or not expires < self.expired_by:
+                return False
+        return dead_lettered or not self.dead_lettered
 
 
 def expect_claimable(attempt: int) -> Expectation:
@@ -88,6 +92,12 @@ def expect_failed_by(
 def expect_cancellable() -> Expectation:
     """Only unfinished tasks can be cancelled."""
     return Expectation(states=frozenset({PENDING, RUNNING}))
+
+
+def expect_redrivable(attempt: int) -> Expectation:
+    """A redrive reopens only a task the DLQ sweep FAILED at that attempt: never one that
+    failed on its own errors, nor any other finished task."""
+    return Expectation(states=frozenset({FAILED}), attempt=attempt, dead_lettered=True)
 
 
 #: Errors that say a task's worker died, not that the task failed. They spend the task's

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, StringConstraints
 
-from htcgrid_core.settings import MAX_PRIORITY_LEVELS
+from htcgrid_core.settings import MAX_PRIORITY_LEVELS, SQS_MAX_VISIBILITY_S
 
 #: Most tasks one submission may carry. The client splits larger lists; the byte limit below
 #: usually binds first.
@@ -44,7 +44,7 @@ WHOLE_ERRORS_KEPT = 10
 #: whole; only the budgets read them there).
 _COMPACT_TYPE_CHARS = 64
 #: Longest timeout a task may ask for (12 hours, SQS's longest visibility timeout).
-MAX_TIMEOUT_S = 43200
+MAX_TIMEOUT_S = SQS_MAX_VISIBILITY_S
 
 #: A session id names queues, S3 prefixes and table keys: ASCII, at most 48 characters.
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$"
@@ -127,8 +127,10 @@ class Submission(Document):
     )
 
 
-class TaskMessage(Document):
-    """The SQS message that hands one attempt of a task to an agent."""
+class TaskAttempt(Document):
+    """What a task message and a task record share, defined once: the task, its current
+    attempt, and how to run it. A message is rebuilt from a record and a record from a message
+    by these fields alone."""
 
     session_id: SessionId
     task_id: TaskId
@@ -139,6 +141,18 @@ class TaskMessage(Document):
     payload: Data
     submitted_at: float
     result_queue_url: str | None = None
+
+    def attempt_fields(self) -> dict[str, Any]:
+        """The fields every ``TaskAttempt`` has, as keyword arguments for another one."""
+        return {name: getattr(self, name) for name in TaskAttempt.model_fields}
+
+
+class TaskMessage(TaskAttempt):
+    """The SQS message that hands one attempt of a task to an agent."""
+
+    def pending_record(self, expires_at: int | None = None) -> TaskRecord:
+        """The PENDING record of a task about to be dispatched with this message."""
+        return TaskRecord(state=TaskState.PENDING, expires_at=expires_at, **self.attempt_fields())
 
 
 class DispatchBatch(Document):
@@ -230,29 +244,24 @@ def compact_history(errors: list[TaskError]) -> list[TaskError]:
     ]
 
 
-class TaskRecord(Document):
+class TaskRecord(TaskAttempt):
     """A task as the task table holds it (the table's item, decoded)."""
 
-    session_id: SessionId
-    task_id: TaskId
     state: TaskState
-    attempt: int = Field(ge=1)
-    max_attempts: int = Field(ge=1)
-    priority: Priority
-    timeout_s: int
-    payload: Data
     result: Data | None = None
     errors: list[TaskError] = Field(default_factory=list)
-    submitted_at: float
     started_at: float | None = None
     finished_at: float | None = None
     lease_token: str | None = None
     lease_expires_at: float | None = None
-    result_queue_url: str | None = None
     expires_at: int | None = Field(
         default=None,
         description="Epoch seconds after which DynamoDB's TTL deletes the record (retention).",
     )
+
+    def message(self) -> TaskMessage:
+        """The message that hands the task's current attempt to an agent."""
+        return TaskMessage(**self.attempt_fields())
 
 
 class TaskResult(Document):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from htcgrid_core import aws
-from htcgrid_core.errors import RetryableError
+from htcgrid_core.errors import QueueMissingError, RetryableError
 from htcgrid_core.models import ResultNotice, TaskMessage
 
 if TYPE_CHECKING:
@@ -260,5 +260,9 @@ class Queues:
     # -- result queues -------------------------------------------------------------------------
 
     def notify(self, queue_url: str, notices: Sequence[ResultNotice]) -> None:
-        """Send result notices to a session's result queue."""
-        self.send_bodies(queue_url, [n.model_dump_json(exclude_defaults=True) for n in notices])
+        """Send result notices to a session's result queue. Raises ``QueueMissingError`` if
+        the queue is gone (the session was closed)."""
+        try:
+            self.send_bodies(queue_url, [n.model_dump_json(exclude_defaults=True) for n in notices])
+        except self._client.exceptions.QueueDoesNotExist:
+            raise QueueMissingError(f"{queue_url} does not exist") from None

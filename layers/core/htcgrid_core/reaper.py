@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from htcgrid_core import keys
 from htcgrid_core.models import (
@@ -35,10 +34,8 @@ from htcgrid_core.models import (
     TaskMessage,
     TaskState,
 )
+from htcgrid_core.ports import GridPorts, Key, SubmissionStage
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
-from htcgrid_core.resources import GridResources
-from htcgrid_core.retries import message_for
-from htcgrid_core.table import SubmissionStage
 
 #: How long the sweep hides the DLQ messages it reads; it hands them back when done.
 SWEEP_VISIBILITY_S = 30
@@ -52,14 +49,14 @@ def batched(failures: Sequence[AttemptFailure]) -> list[RetryRequest]:
     ]
 
 
-def find_expired_leases(grid: GridResources, now: float, limit: int) -> ReaperReport:
+def find_expired_leases(grid: GridPorts, now: float, limit: int) -> ReaperReport:
     """Up to ``limit`` expired leases, an equal share from each index shard (so a burst of
     expiries in one shard cannot starve the others)."""
     share = math.ceil(limit / keys.LEASE_SHARDS)
     failures: list[AttemptFailure] = []
     more = False
     for shard in range(keys.LEASE_SHARDS):
-        start_key: dict[str, Any] | None = None
+        start_key: Key | None = None
         taken = 0
         while taken < share:
             page, start_key = grid.table.expired_leases(shard, now, start_key, share - taken)
@@ -71,7 +68,7 @@ def find_expired_leases(grid: GridResources, now: float, limit: int) -> ReaperRe
     return ReaperReport(batches=batched(failures), found=len(failures), more=more)
 
 
-def sweep_dead_letters(grid: GridResources, now: float, limit: int) -> ReaperReport:
+def sweep_dead_letters(grid: GridPorts, now: float, limit: int) -> ReaperReport:
     """Up to ``limit`` dead-lettered tasks not yet FAILED, from every priority level's DLQ."""
     queues = grid.queues
     share = math.ceil(limit / queues.priority_levels)
@@ -96,7 +93,7 @@ def sweep_dead_letters(grid: GridResources, now: float, limit: int) -> ReaperRep
 
 
 def _unfinished(
-    grid: GridResources, received: Sequence[ReceivedTask], now: float
+    grid: GridPorts, received: Sequence[ReceivedTask], now: float
 ) -> list[AttemptFailure]:
     """The dead letters whose task is still at the message's attempt and unfinished."""
     messages: dict[tuple[str, str], TaskMessage] = {}
@@ -133,7 +130,7 @@ def _unfinished(
     return failures
 
 
-def redispatch_stranded_submissions(grid: GridResources, now: float, limit: int) -> ReaperReport:
+def redispatch_stranded_submissions(grid: GridPorts, now: float, limit: int) -> ReaperReport:
     """Dispatch the tasks of submissions PERSISTED and past their dispatch deadline, about
     ``limit`` tasks per run (whole submissions), and mark each DISPATCHED. Idempotent: a task
     already running, finished or retried is not sent again."""
@@ -141,38 +138,23 @@ def redispatch_stranded_submissions(grid: GridResources, now: float, limit: int)
     stranded: list[tuple[str, str]] = []
     more = False
     for shard in range(keys.DISPATCH_SHARDS):
-        response = table.client.query(
-            TableName=table.name,
-            IndexName=keys.LEASES_INDEX,
-            KeyConditionExpression="lease_shard = :shard AND lease_expires_at < :now",
-            ExpressionAttributeValues={
-                ":shard": {"S": f"dispatch#{shard:02d}"},
-                ":now": {"N": repr(now)},
-            },
-            Limit=limit,
-        )
-        stranded.extend(
-            (item["pk"]["S"].removeprefix("session#"), item["sk"]["S"].removeprefix("submission#"))
-            for item in response.get("Items", [])
-        )
-        more = more or "LastEvaluatedKey" in response
+        found, truncated = table.stranded_submissions(shard, now, limit)
+        stranded.extend(found)
+        more = more or truncated
     dispatched = 0
     # The index is eventually consistent: read each submission's stage and size from the table.
-    records = table.get_items([keys.submission_key(s, t) for s, t in stranded])
-    for record in records:
+    for record in table.submissions(stranded):
         if dispatched >= limit:
             more = True
             break
-        if record.get("stage", {}).get("S") != SubmissionStage.PERSISTED:
+        if record.stage is not SubmissionStage.PERSISTED:
             continue
-        session_id = record["pk"]["S"].removeprefix("session#")
-        token = record["sk"]["S"].removeprefix("submission#")
-        count = int(record["task_count"]["N"])
+        session_id, token = record.session_id, record.submission_token
         tasks = table.get_records(
-            session_id, [keys.task_id_for(session_id, token, i) for i in range(count)]
+            session_id, [keys.task_id_for(session_id, token, i) for i in range(record.task_count)]
         )
         messages = [
-            message_for(task)
+            task.message()
             for task in tasks.values()
             if task.state is TaskState.PENDING and task.attempt == 1
         ]

@@ -25,6 +25,7 @@ from htcgrid_core.models import SessionQueue
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+    from htcgrid_core.ports import GridPorts
     from htcgrid_core.resources import GridResources
 
 #: Between the stack name and the session id; stack names cannot hold ``_`` (see above).
@@ -52,7 +53,7 @@ def queue_name(queue_prefix: str, session_id: str) -> str:
     return name
 
 
-def queue_url(grid: GridResources, session_id: str) -> str:
+def queue_url(grid: GridPorts, session_id: str) -> str:
     """The URL of a session's result queue: this stack's task queues' URL (scheme, host,
     account: the same region and account) with the result queue's name. One definition for
     the session function, which hands it out, and the submission check, which accepts
@@ -61,7 +62,7 @@ def queue_url(grid: GridResources, session_id: str) -> str:
     return f"{base}/{queue_name(grid.settings.queue_prefix, session_id)}"
 
 
-def check_submitted_url(grid: GridResources, session_id: str, url: str | None) -> None:
+def check_submitted_url(grid: GridPorts, session_id: str, url: str | None) -> None:
     """A submission's ``result_queue_url`` must be its own session's result queue."""
     if url is not None and url != queue_url(grid, session_id):
         raise InvalidSubmissionError(

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from htcgrid_core.models import (
     Data,
     ResultsPage,
     ResultsQuery,
-    SessionStatus,
+    TaskAttempt,
     TaskError,
-    TaskMessage,
     TaskRecord,
     TaskResult,
     TaskState,
 )
 from htcgrid_core.paging import across_shards
-from htcgrid_core.table import TaskTable
+from htcgrid_core.ports import Key, TaskStore
 
 
 def result_of(record: TaskRecord) -> TaskResult:
     """What the client sees of a finished task: its result, or the error of its last attempt."""
-    return TaskResult(
-        session_id=record.session_id,
-        task_id=record.task_id,
-        state=record.state,
-        attempt=record.attempt,
-        result=record.result,
-        error=record.errors[-1] if record.errors and record.result is None else None,
-        submitted_at=record.submitted_at,
-        finished_at=record.finished_at,
-    )
+    error = record.errors[-1] if record.errors and record.result is None else None
+    return finished_result(record, record.state, record.finished_at, record.result, error)
 
 
 @dataclass(frozen=True)
@@ -45,24 +35,26 @@ class AttemptTimings:
 
 
 def finished_result(
-    message: TaskMessage,
+    task: TaskAttempt,
     state: TaskState,
-    finished_at: float,
+    finished_at: float | None,
     result: Data | None = None,
     error: TaskError | None = None,
     timings: AttemptTimings | None = None,
 ) -> TaskResult:
-    """The result of an attempt that just finished the task, built by the agent that recorded it
-    (no read of the record needed: the message and the outcome say everything). ``timings``:
-    where this attempt's time went, as the agent saw it."""
+    """The result of the attempt ``task`` names, ended in ``state`` with ``result`` or
+    ``error``: the one way a result is built. An agent builds it from the message of the
+    attempt it just recorded (no read of the record needed: the message and the outcome say
+    everything), a reader from the record (``result_of``). ``timings``: where this attempt's
+    time went, as the agent saw it."""
     return TaskResult(
-        session_id=message.session_id,
-        task_id=message.task_id,
+        session_id=task.session_id,
+        task_id=task.task_id,
         state=state,
-        attempt=message.attempt,
+        attempt=task.attempt,
         result=result,
         error=error,
-        submitted_at=message.submitted_at,
+        submitted_at=task.submitted_at,
         finished_at=finished_at,
         queued_at=timings.queued_at if timings else None,
         received_at=timings.received_at if timings else None,
@@ -70,12 +62,7 @@ def finished_result(
     )
 
 
-def session_status(session_id: str, table: TaskTable) -> SessionStatus:
-    """Counts per state for a session."""
-    return SessionStatus(session_id=session_id, counts=table.count_states(session_id))
-
-
-def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
+def fetch_results(query: ResultsQuery, table: TaskStore) -> ResultsPage:
     """Results of the named tasks (unfinished or unknown ones listed as missing), or the next
     page of a session's finished tasks."""
     if query.task_ids is not None:
@@ -88,8 +75,8 @@ def fetch_results(query: ResultsQuery, table: TaskTable) -> ResultsPage:
         )
 
     def finished_page(
-        shard: int, key: dict[str, Any] | None, limit: int
-    ) -> tuple[list[TaskResult], dict[str, Any] | None]:
+        shard: int, key: Key | None, limit: int
+    ) -> tuple[list[TaskResult], Key | None]:
         page, key = table.page_finished(query.session_id, shard, key, limit)
         return [result_of(r) for r in page], key
 

@@ -9,9 +9,8 @@ spend the task's attempt budget; a dead worker's attempt (``LeaseExpired``) spen
 worker-loss budget instead (``max_receive_count``, as SQS grants a short task's redeliveries),
 so reclaimed spot nodes never fail a task that would succeed. The decision reads the tasks'
 error history first (one batch read); the write names the attempt, so it cannot land on a task
-that moved on in between. A retried task
-gets a new message after an exponential, fully jittered delay; a FAILED one is announced to
-its session's result queue.
+that moved on in between. A retried task gets a new message after an exponential, fully
+jittered delay; a FAILED one is announced to its session's result queue.
 
 A request may be retried as a whole (the workflow retries the function on errors). A failure
 whose write already happened then finds the task moved on by that very error, and its message
@@ -25,10 +24,8 @@ from collections import Counter
 from collections.abc import Sequence
 from itertools import groupby
 
-from botocore.exceptions import ClientError
-
 from htcgrid_core.counters import SessionCounters
-from htcgrid_core.errors import TransitionRejected
+from htcgrid_core.errors import QueueMissingError, TransitionRejected
 from htcgrid_core.lifecycle import retry_delay_s, state_after_failure
 from htcgrid_core.models import (
     AttemptFailure,
@@ -39,7 +36,7 @@ from htcgrid_core.models import (
     TaskRecord,
     TaskState,
 )
-from htcgrid_core.resources import GridResources
+from htcgrid_core.ports import GridPorts
 from htcgrid_core.results import result_of
 
 logger = logging.getLogger(__name__)
@@ -48,22 +45,7 @@ logger = logging.getLogger(__name__)
 RESULTS_PER_NOTICE = 20
 
 
-def message_for(record: TaskRecord) -> TaskMessage:
-    """The message that hands a task's current attempt to an agent, rebuilt from its record."""
-    return TaskMessage(
-        session_id=record.session_id,
-        task_id=record.task_id,
-        attempt=record.attempt,
-        max_attempts=record.max_attempts,
-        priority=record.priority,
-        timeout_s=record.timeout_s,
-        payload=record.payload,
-        submitted_at=record.submitted_at,
-        result_queue_url=record.result_queue_url,
-    )
-
-
-def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryReport:
+def decide(request: RetryRequest, grid: GridPorts, now: float) -> RetryReport:
     """Record each failed attempt, re-dispatch the tasks that get another attempt and announce
     the ones that failed for good."""
     retries: list[TaskMessage] = []
@@ -93,7 +75,7 @@ def decide(request: RetryRequest, grid: GridResources, now: float) -> RetryRepor
                 continue
             record = earlier
         if record.state is TaskState.PENDING:
-            retries.append(message_for(record))
+            retries.append(record.message())
             delays.append(retry_delay_s(failure.attempt))
         else:
             failed.append(record)
@@ -128,7 +110,7 @@ def _recorded_before(failure: AttemptFailure, current: TaskRecord | None) -> Tas
     return None
 
 
-def _announce(failed: Sequence[TaskRecord], grid: GridResources) -> None:
+def _announce(failed: Sequence[TaskRecord], grid: GridPorts) -> None:
     """Tell each session's result queue about its tasks that failed for good."""
     announced = sorted((r for r in failed if r.result_queue_url), key=_result_queue)
     for queue_url, group in groupby(announced, key=_result_queue):
@@ -139,11 +121,8 @@ def _announce(failed: Sequence[TaskRecord], grid: GridResources) -> None:
         ]
         try:
             grid.queues.notify(queue_url, notices)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
-                raise
-            # The session was closed: nobody is listening, and the record holds the outcome.
+        except QueueMissingError:
+            pass  # the session was closed: nobody is listening, and the record holds the outcome
 
 
 def _result_queue(record: TaskRecord) -> str:

@@ -11,14 +11,13 @@ attribute, so they cost the index nothing.
 
 from __future__ import annotations
 
+import threading
 import time
-import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from htcgrid_core import keys
-from htcgrid_core.counters import SessionCounters, counter_keys, expiry
+from htcgrid_core import aws, keys
+from htcgrid_core.counters import SessionCounters, expiry
 from htcgrid_core.models import (
     DeleteReport,
     SessionsList,
@@ -30,18 +29,12 @@ from htcgrid_core.models import (
 )
 from htcgrid_core.paging import across_shards, decode_position, encode_position, finite
 from htcgrid_core.payloads import session_prefix
-from htcgrid_core.table import SubmissionStage, TaskTable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from htcgrid_core.resources import GridResources
+    from htcgrid_core.ports import GridPorts, Key, TaskStore
 
-Item = dict[str, Any]
-
-#: Partitions of the ``sessions`` index: new sessions spread over them, and listing reads each.
-REGISTRY_SHARDS = 4
-SESSIONS_INDEX = "sessions"
 #: A deleted session leaves its record as a tombstone this long (flagged cancelled, so agents
 #: acknowledge its leftover messages without running them), then TTL removes it.
 TOMBSTONE_S = 86400
@@ -59,12 +52,8 @@ DISPATCH_DEADLINE_S = 600
 DeleteProgress = Callable[[int, int], None]
 
 
-def registry_shard(session_id: str) -> str:
-    return f"sessions#{zlib.crc32(session_id.encode()) % REGISTRY_SHARDS}"
-
-
 def record_persisted(
-    grid: GridResources,
+    grid: GridPorts,
     session_id: str,
     submission_token: str,
     task_count: int,
@@ -78,96 +67,34 @@ def record_persisted(
     per submission token; returns False when another attempt had already moved it. If the
     process dies between the two writes the count stays short (see ``counters``).
 
-    The PERSISTED submission is filed in the table's ``leases`` index under a dispatch shard,
-    by its dispatch deadline, until dispatching it removes the entry: the reaper finds the
-    ones never dispatched there, without a scan. ``content_sha256`` (of its tasks) is kept so
-    a resubmission with the same token can be told apart from one of other tasks.
+    The PERSISTED submission is filed for the reaper's sweep by its dispatch deadline until
+    dispatching it removes the entry (``TaskStore.mark_persisted``). ``content_sha256`` (of its
+    tasks) is kept so a resubmission with the same token can be told apart from one of other
+    tasks.
     """
-    table = grid.table
     expires_at = expiry(grid.settings.result_retention_days, now)
-    update = "SET stage = :persisted, lease_shard = :dispatch_shard, lease_expires_at = :deadline"
-    values: dict[str, Any] = {
-        ":persisted": {"S": SubmissionStage.PERSISTED},
-        ":persisting": {"S": SubmissionStage.PERSISTING},
-        ":dispatch_shard": {"S": keys.dispatch_shard(submission_token)},
-        ":deadline": {"N": repr(now + DISPATCH_DEADLINE_S)},
-    }
-    if expires_at is not None:
-        update += ", expires_at = :expires"
-        values[":expires"] = {"N": str(expires_at)}
-    if content_sha256 is not None:
-        update += ", content_sha256 = :content"
-        values[":content"] = {"S": content_sha256}
-    try:
-        table.client.update_item(
-            TableName=table.name,
-            Key=keys.submission_key(session_id, submission_token),
-            UpdateExpression=update + " REMOVE failed_error, failed_cause, failed_at",
-            ConditionExpression="stage = :persisting",
-            ExpressionAttributeValues=values,
-        )
-    except table.client.exceptions.ConditionalCheckFailedException:
-        return False
-    session_update = (
-        "ADD submitted :n SET created_at = if_not_exists(created_at, :now), "
-        "registry_shard = if_not_exists(registry_shard, :shard), last_submitted_at = :now"
+    moved = grid.table.mark_persisted(
+        session_id, submission_token, now + DISPATCH_DEADLINE_S, expires_at, content_sha256
     )
-    session_values: dict[str, Any] = {
-        ":n": {"N": str(task_count)},
-        ":now": {"N": repr(now)},
-        ":shard": {"S": registry_shard(session_id)},
-    }
-    if expires_at is not None:
+    if moved:
         # Each submission extends the session record's retention, as its tasks' records.
-        session_update += ", expires_at = :expires"
-        session_values[":expires"] = {"N": str(expires_at)}
-    table.client.update_item(
-        TableName=table.name,
-        Key=keys.session_key(session_id),
-        UpdateExpression=session_update,
-        ExpressionAttributeValues=session_values,
-    )
-    return True
-
-
-def persisted_content(grid: GridResources, session_id: str, submission_token: str) -> str | None:
-    """The SHA-256 of the tasks a submission token was persisted with (None if not recorded)."""
-    item = grid.table.client.get_item(
-        TableName=grid.table.name,
-        Key=keys.submission_key(session_id, submission_token),
-        ConsistentRead=True,
-        ProjectionExpression="content_sha256",
-    ).get("Item", {})
-    return item["content_sha256"]["S"] if "content_sha256" in item else None
+        grid.table.sessions.count_submitted(session_id, task_count, now, expires_at)
+    return moved
 
 
 def record_rejection(
-    grid: GridResources, session_id: str, submission_token: str, error: Exception, now: float
+    grid: GridPorts, session_id: str, submission_token: str, error: Exception, now: float
 ) -> None:
     """Note on a submission's record why the grid refused it, for whoever reads the session
     later. Only a submission whose ids are valid gets a record, and the record expires with
     the session's retention: refused submissions leave no lasting junk. A record without a
     stage is a new submission to a retry with the same token."""
     expires_at = expiry(grid.settings.result_retention_days, now)
-    update = "SET failed_error = :error, failed_cause = :cause, failed_at = :now"
-    values: dict[str, Any] = {
-        ":error": {"S": type(error).__name__},
-        ":cause": {"S": str(error)},
-        ":now": {"N": repr(now)},
-    }
-    if expires_at is not None:
-        update += ", expires_at = :expires"
-        values[":expires"] = {"N": str(expires_at)}
-    grid.table.client.update_item(
-        TableName=grid.table.name,
-        Key=keys.submission_key(session_id, submission_token),
-        UpdateExpression=update,
-        ExpressionAttributeValues=values,
-    )
+    grid.table.record_rejection(session_id, submission_token, error, now, expires_at)
 
 
 def recent_sessions(
-    table: TaskTable, limit: int, before: float | None = None
+    table: TaskStore, limit: int, before: float | None = None
 ) -> tuple[list[str], float | None]:
     """The ids of the ``limit`` most recently created sessions (created before ``before``, if
     given), newest first, from one index query per registry shard; and the creation time to
@@ -175,24 +102,10 @@ def recent_sessions(
     microsecond of a page's last one would be skipped: ``created_at`` is ``time.time()``.)"""
     found: list[tuple[float, str]] = []
     truncated = False  # some shard stopped at ``limit``: it may hold older sessions
-    condition, values = "registry_shard = :shard", {}
-    if before is not None:
-        condition += " AND created_at < :before"
-        values[":before"] = {"N": repr(before)}
-    for shard in range(REGISTRY_SHARDS):
-        response = table.client.query(
-            TableName=table.name,
-            IndexName=SESSIONS_INDEX,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues={":shard": {"S": f"sessions#{shard}"}, **values},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        found.extend(
-            (float(item["created_at"]["N"]), item["pk"]["S"].removeprefix("session#"))
-            for item in response.get("Items", [])
-        )
-        truncated |= "LastEvaluatedKey" in response
+    for shard in range(keys.REGISTRY_SHARDS):
+        page, more = table.sessions.newest(shard, limit, before)
+        found.extend(page)
+        truncated |= more
     found.sort(reverse=True)
     page = found[:limit]
     more = len(found) > limit or truncated
@@ -206,12 +119,12 @@ def session_statuses(counters: SessionCounters, session_ids: list[str]) -> list[
 
 
 def _delete_shard(
-    table: TaskTable, session_id: str, shard: int, deadline: float | None
+    table: TaskStore, session_id: str, shard: int, deadline: float | None
 ) -> tuple[int, bool]:
     """Delete a shard's task records, a page at a time, until done or past ``deadline``
     (monotonic): (records deleted, whether the shard is empty)."""
     deleted = 0
-    start: Item | None = None
+    start: Key | None = None
     while True:
         page, start = table.session_keys(session_id, shard, start)
         table.delete_keys(page)
@@ -220,28 +133,6 @@ def _delete_shard(
             return deleted, True
         if deadline is not None and time.monotonic() > deadline:
             return deleted, False
-
-
-def _session_partition_keys(table: TaskTable, session_id: str) -> list[Item]:
-    """Keys of the session partition's items (submission records), the session record aside."""
-    found: list[Item] = []
-    extra: dict[str, Any] = {}
-    while True:
-        response = table.client.query(
-            TableName=table.name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": keys.session_key(session_id)["pk"]},
-            ProjectionExpression="pk, sk",
-            **extra,
-        )
-        found.extend(
-            {"pk": item["pk"], "sk": item["sk"]}
-            for item in response.get("Items", [])
-            if item["sk"]["S"] != "session"
-        )
-        if "LastEvaluatedKey" not in response:
-            return found
-        extra = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
 
 
 def _delete_objects(
@@ -260,7 +151,7 @@ def _delete_objects(
 
 
 def delete_session(
-    table: TaskTable,
+    table: TaskStore,
     s3: S3Client,
     bucket: str,
     session_id: str,
@@ -287,23 +178,23 @@ def delete_session(
             progress(records, objects)
 
     table.flag_session(session_id, now, whole_session=True)
-    with ThreadPoolExecutor(max_workers=DELETE_PARALLELISM) as pool:
-        shards = [
-            pool.submit(_delete_shard, table, session_id, shard, deadline)
-            for shard in range(keys.SESSION_SHARDS)
-        ]
-        emptied = True
-        for done in shards:
-            count, empty = done.result()
+    counted = threading.Lock()
+
+    def delete_shard(shard: int) -> bool:
+        nonlocal records
+        count, empty = _delete_shard(table, session_id, shard, deadline)
+        with counted:  # progress is reported from the pool's threads, one call at a time
             records += count
-            emptied &= empty
             report()
+        return empty
+
+    emptied = all(aws.in_parallel(delete_shard, range(keys.SESSION_SHARDS), DELETE_PARALLELISM))
     if not emptied:
         return DeleteReport(
             session_id=session_id, records_deleted=records, objects_deleted=0, done=False
         )
-    submissions = _session_partition_keys(table, session_id)
-    table.delete_keys(submissions + counter_keys(session_id))
+    submissions = table.submission_keys(session_id)
+    table.delete_keys(submissions + keys.counter_keys(session_id))
     records += len(submissions)
     report()
 
@@ -313,21 +204,12 @@ def delete_session(
         report()
 
     _delete_objects(s3, bucket, session_id, objects_progress)
-    table.client.update_item(
-        TableName=table.name,
-        Key=keys.session_key(session_id),
-        UpdateExpression="SET deleted_at = :now, expires_at = :expires "
-        "REMOVE submitted, created_at, registry_shard, last_submitted_at",
-        ExpressionAttributeValues={
-            ":now": {"N": repr(now)},
-            ":expires": {"N": str(int(now + TOMBSTONE_S))},
-        },
-    )
+    table.sessions.bury(session_id, now, int(now + TOMBSTONE_S))
     return DeleteReport(session_id=session_id, records_deleted=records, objects_deleted=objects)
 
 
 def status_of(
-    session_id: str, table: TaskTable, counters: SessionCounters, exact: bool
+    session_id: str, table: TaskStore, counters: SessionCounters, exact: bool
 ) -> SessionStatus:
     """A session's counts per state: from its counters (a single batched read), or, if asked
     or if the session has no counters (created before them, or unknown), from every task."""
@@ -338,12 +220,10 @@ def status_of(
     return SessionStatus(session_id=session_id, counts=table.count_states(session_id))
 
 
-def list_tasks(query: TasksQuery, table: TaskTable) -> TasksPage:
+def list_tasks(query: TasksQuery, table: TaskStore) -> TasksPage:
     """A page of a session's tasks in the asked states, shard after shard."""
 
-    def tasks_page(
-        shard: int, key: Item | None, limit: int
-    ) -> tuple[list[TaskSummary], Item | None]:
+    def tasks_page(shard: int, key: Key | None, limit: int) -> tuple[list[TaskSummary], Key | None]:
         return table.page_tasks(query.session_id, shard, key, limit, query.states)
 
     tasks, token = across_shards(query.session_id, query.next_token, query.limit, tasks_page)
@@ -351,7 +231,7 @@ def list_tasks(query: TasksQuery, table: TaskTable) -> TasksPage:
 
 
 def list_sessions(
-    query: SessionsQuery, table: TaskTable, counters: SessionCounters
+    query: SessionsQuery, table: TaskStore, counters: SessionCounters
 ) -> SessionsList:
     """The newest sessions with their counts (from counters)."""
     token = query.next_token

@@ -25,13 +25,10 @@ from htcgrid_core.models import (
     Submission,
     SubmissionReceipt,
     TaskMessage,
-    TaskRecord,
-    TaskState,
 )
 from htcgrid_core.payloads import session_prefix, to_json_bytes
-from htcgrid_core.resources import GridResources
+from htcgrid_core.ports import GridPorts, SubmissionStage
 from htcgrid_core.settings import GridSettings
-from htcgrid_core.table import SubmissionStage
 
 DocumentT = TypeVar("DocumentT", bound=BaseModel)
 
@@ -111,22 +108,6 @@ def task_messages(submission: Submission, settings: GridSettings, now: float) ->
     ]
 
 
-def record_of(message: TaskMessage) -> TaskRecord:
-    """The PENDING record of a task about to be dispatched."""
-    return TaskRecord(
-        session_id=message.session_id,
-        task_id=message.task_id,
-        state=TaskState.PENDING,
-        attempt=message.attempt,
-        max_attempts=message.max_attempts,
-        priority=message.priority,
-        timeout_s=message.timeout_s,
-        payload=message.payload,
-        submitted_at=message.submitted_at,
-        result_queue_url=message.result_queue_url,
-    )
-
-
 def state_bytes(document: BaseModel) -> int:
     """Bytes of ``document`` as a Python Lambda hands it to Step Functions: ``json.dumps`` of
     its JSON form (ASCII-escaped, with spaces), the largest form it takes on the way."""
@@ -172,7 +153,7 @@ def check_same_content(submission: Submission, persisted: str | None, content: s
         )
 
 
-def persist_submission(submission: Submission, grid: GridResources) -> DispatchBatch:
+def persist_submission(submission: Submission, grid: GridPorts) -> DispatchBatch:
     """Validate a submission against the grid and write its tasks as PENDING, exactly once.
     Nothing is written for a submission that breaks a rule."""
     now = time.time()
@@ -191,18 +172,14 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
         submission.session_id, submission.submission_token, len(batch.messages), now
     )
     if stage is not None:  # an earlier attempt got further: it must be this very submission
-        persisted = sessions.persisted_content(
-            grid, submission.session_id, submission.submission_token
-        )
+        persisted = grid.table.persisted_content(submission.session_id, submission.submission_token)
         check_same_content(submission, persisted, content)
     # None: this attempt owns the submission. If an earlier attempt died while writing, no
     # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
     # the tasks may be running and are never written again.
     if stage is None:
         expires_at = counters.expiry(grid.settings.result_retention_days, now)
-        grid.table.put_new_tasks(
-            [record_of(m).model_copy(update={"expires_at": expires_at}) for m in batch.messages]
-        )
+        grid.table.put_new_tasks([m.pending_record(expires_at) for m in batch.messages])
         # PERSISTED (filed for the reaper's sweep until it is dispatched), and the session's
         # submitted count if this attempt made that move.
         sessions.record_persisted(
@@ -218,7 +195,7 @@ def persist_submission(submission: Submission, grid: GridResources) -> DispatchB
     return batch
 
 
-def dispatch_submission(batch: DispatchBatch, grid: GridResources) -> SubmissionReceipt:
+def dispatch_submission(batch: DispatchBatch, grid: GridPorts) -> SubmissionReceipt:
     """Enqueue a persisted submission's tasks on their priority queues.
 
     A retry may send a message twice; that is harmless, since only one attempt's completion

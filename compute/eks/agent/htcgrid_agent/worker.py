@@ -66,7 +66,6 @@ from htcgrid_core.payloads import result_key
 from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
 from htcgrid_core.results import AttemptTimings, finished_result
-from htcgrid_core.retries import message_for
 from htcgrid_core.table import Completion
 
 #: Longest back-off between fetch attempts after AWS errors.
@@ -664,7 +663,7 @@ class Worker:
             and current.state is TaskState.PENDING
             and current.attempt == message.attempt + 1
         ):
-            self.grid.queues.dispatch([message_for(current)], retry_delay_s(message.attempt))
+            self.grid.queues.dispatch([current.message()], retry_delay_s(message.attempt))
         self._reporter.finished(
             task.queue_url,
             task.receipt_handle,

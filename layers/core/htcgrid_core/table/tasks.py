@@ -1,4 +1,4 @@
-"""The task table: task records and submission records in one DynamoDB table.
+"""Task records and submission records in the task table.
 
 Every lifecycle transition is one conditional UpdateItem built from a ``lifecycle.Expectation``;
 a failed condition raises ``TransitionRejected``. Batch reads and writes retry their
@@ -8,12 +8,7 @@ unprocessed items with backoff (botocore retries the throttled requests themselv
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-
-from pydantic import TypeAdapter
 
 from htcgrid_core import aws, keys
 from htcgrid_core.errors import RetryableError, TransitionRejected
@@ -23,6 +18,7 @@ from htcgrid_core.lifecycle import (
     expect_claimable,
     expect_failed_by,
     expect_holder,
+    expect_redrivable,
 )
 from htcgrid_core.models import (
     AttemptFailure,
@@ -35,149 +31,43 @@ from htcgrid_core.models import (
     TaskSummary,
     compact_history,
 )
+from htcgrid_core.ports import Completion, SubmissionRecord, SubmissionStage
+from htcgrid_core.table.base import TableAccess
+from htcgrid_core.table.codec import (
+    SUMMARY_PROJECTION,
+    Item,
+    condition_for,
+    decode_record,
+    decode_summary,
+    encode_record,
+    errors_value,
+    n,
+    s,
+    text,
+)
+from htcgrid_core.table.sessions import SessionRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Item = dict[str, Any]
-
-_DATA: TypeAdapter[Data] = TypeAdapter(Data)
 #: Keys per page when a session is deleted: ten BatchWriteItem requests between time checks.
 SESSION_KEYS_PAGE = 250
-#: BatchWriteItem and BatchGetItem limits.
-_WRITE_BATCH, _GET_BATCH = 25, 100
-#: How many times unprocessed batch items are re-sent before the call counts as throttled.
-_BATCH_RETRIES = 10
-
-
 #: An attempt still PERSISTING after this long died (the submission function times out at 30 s):
 #: a retry may take over.
 PERSISTING_STALE_AFTER_S = 90
-
 
 UNFINISHED_STATES = (TaskState.PENDING, TaskState.RUNNING)
 FINISHED_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 
 
-class SubmissionStage(StrEnum):
-    """How far a submission got; a retried submission resumes from here."""
-
-    PERSISTING = "PERSISTING"
-    PERSISTED = "PERSISTED"
-    DISPATCHED = "DISPATCHED"
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A finished attempt as an agent reports it."""
-
-    session_id: str
-    task_id: str
-    attempt: int
-    lease_token: str | None
-
-
-def _n(value: float | int) -> dict[str, str]:
-    return {"N": repr(value) if isinstance(value, float) else str(value)}
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _encode_data(data: Data) -> str:
-    return data.model_dump_json()
-
-
-def encode_record(record: TaskRecord) -> Item:
-    """The DynamoDB item of a task record."""
-    item: Item = {
-        **keys.task_key(record.session_id, record.task_id),
-        "session_id": _s(record.session_id),
-        "state": _s(record.state),
-        "attempt": _n(record.attempt),
-        "max_attempts": _n(record.max_attempts),
-        "priority": _n(record.priority),
-        "timeout_s": _n(record.timeout_s),
-        "payload": _s(_encode_data(record.payload)),
-        "submitted_at": _n(record.submitted_at),
-    }
-    if record.result is not None:
-        item["result"] = _s(_encode_data(record.result))
-    if record.errors:
-        item["errors"] = {"L": [_s(e.model_dump_json()) for e in record.errors]}
-    for name in ("started_at", "finished_at", "lease_expires_at"):
-        value = getattr(record, name)
-        if value is not None:
-            item[name] = _n(value)
-    for name in ("lease_token", "result_queue_url"):
-        value = getattr(record, name)
-        if value is not None:
-            item[name] = _s(value)
-    if record.expires_at is not None:
-        item["expires_at"] = _n(record.expires_at)  # the table's TTL attribute
-    return item
-
-
-def decode_record(item: Item) -> TaskRecord:
-    """The task record held in a DynamoDB item."""
-
-    def num(name: str) -> float | None:
-        return float(item[name]["N"]) if name in item else None
-
-    def text(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
-
-    result = text("result")
-    return TaskRecord(
-        session_id=item["session_id"]["S"],
-        task_id=item["sk"]["S"],
-        state=TaskState(item["state"]["S"]),
-        attempt=int(item["attempt"]["N"]),
-        max_attempts=int(item["max_attempts"]["N"]),
-        priority=int(item["priority"]["N"]),
-        timeout_s=int(item["timeout_s"]["N"]),
-        payload=_DATA.validate_json(item["payload"]["S"]),
-        result=_DATA.validate_json(result) if result is not None else None,
-        errors=[TaskError.model_validate_json(e["S"]) for e in item.get("errors", {}).get("L", [])],
-        submitted_at=float(item["submitted_at"]["N"]),
-        started_at=num("started_at"),
-        finished_at=num("finished_at"),
-        lease_token=text("lease_token"),
-        lease_expires_at=num("lease_expires_at"),
-        result_queue_url=text("result_queue_url"),
-        expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
-    )
-
-
-def condition_for(expectation: Expectation) -> tuple[str, dict[str, Any]]:
-    """The ConditionExpression and values that enforce an expectation."""
-    values: dict[str, Any] = {}
-    states = sorted(expectation.states)
-    for i, state in enumerate(states):
-        values[f":expect_s{i}"] = _s(state)
-    clauses = [f"#state IN ({', '.join(f':expect_s{i}' for i in range(len(states)))})"]
-    if expectation.attempt is not None:
-        clauses.append("attempt = :expect_attempt")
-        values[":expect_attempt"] = _n(expectation.attempt)
-    if expectation.lease_token is not None:
-        clauses.append("lease_token = :expect_lease")
-        values[":expect_lease"] = _s(expectation.lease_token)
-    if expectation.expired_by is not None:
-        clauses.append("(#state <> :expect_running OR lease_expires_at < :expect_expired_by)")
-        values[":expect_running"] = _s(TaskState.RUNNING)
-        values[":expect_expired_by"] = _n(expectation.expired_by)
-    if expectation.dead_lettered:
-        clauses.append("attribute_exists(dead_lettered_at)")
-    return " AND ".join(clauses), values
-
-
-class TaskTable:
-    """Typed access to the task table. Thread-safe: it holds only a boto3 client and a name."""
+class TaskTable(TableAccess):
+    """Typed access to the task table's task and submission records; ``sessions`` holds the
+    session-level records (registry, counters, tombstones) of the same table. Thread-safe: it
+    holds only a boto3 client and a name."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._name = table_name
+        super().__init__(client, table_name)
+        self.sessions = SessionRecords(client, table_name)
 
     # -- submissions ---------------------------------------------------------------------------
 
@@ -197,16 +87,16 @@ class TaskTable:
                 TableName=self._name,
                 Item={
                     **keys.submission_key(session_id, submission_token),
-                    "stage": _s(SubmissionStage.PERSISTING),
-                    "task_count": _n(task_count),
-                    "started_at": _n(now),
+                    "stage": s(SubmissionStage.PERSISTING),
+                    "task_count": n(task_count),
+                    "started_at": n(now),
                 },
                 # A record without a stage only holds a failure the workflow recorded.
                 ConditionExpression="attribute_not_exists(stage) OR "
                 "(stage = :persisting AND started_at < :stale)",
                 ExpressionAttributeValues={
-                    ":persisting": _s(SubmissionStage.PERSISTING),
-                    ":stale": _n(now - PERSISTING_STALE_AFTER_S),
+                    ":persisting": s(SubmissionStage.PERSISTING),
+                    ":stale": n(now - PERSISTING_STALE_AFTER_S),
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -232,7 +122,7 @@ class TaskTable:
             UpdateExpression="SET stage = :stage REMOVE failed_error, failed_cause, failed_at, "
             "lease_shard, lease_expires_at",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":stage": _s(stage)},
+            ExpressionAttributeValues={":stage": s(stage)},
         )
 
     def put_new_tasks(self, records: Sequence[TaskRecord]) -> None:
@@ -245,24 +135,132 @@ class TaskTable:
             [{"PutRequest": {"Item": encode_record(r)}} for r in records], "task writes"
         )
 
-    def _batch_write(self, requests: Sequence[Any], what: str) -> None:
-        """BatchWriteItem ``requests``, 25 per call and several calls at once, resending what
-        DynamoDB left unprocessed with backoff (botocore retries only requests that failed as
-        a whole)."""
-
-        def write(batch: list[Any]) -> None:
-            for attempt in range(_BATCH_RETRIES):
-                response = self._client.batch_write_item(RequestItems={self._name: batch})
-                batch = list(response.get("UnprocessedItems", {}).get(self._name, []))
-                if not batch:
-                    return
-                aws.pause_before_resend(attempt)
-            raise RetryableError(f"{len(batch)} {what} still unprocessed (throttled)")
-
-        aws.in_parallel(
-            write,
-            [list(requests[i : i + _WRITE_BATCH]) for i in range(0, len(requests), _WRITE_BATCH)],
+    def mark_persisted(
+        self,
+        session_id: str,
+        submission_token: str,
+        dispatch_deadline: float,
+        expires_at: int | None,
+        content_sha256: str | None,
+    ) -> bool:
+        """PERSISTING -> PERSISTED: True if this call made the move, False if another attempt
+        had made it already. The PERSISTED submission is filed in the ``leases`` index under a
+        dispatch shard by ``dispatch_deadline`` until ``advance_submission`` removes it: the
+        reaper finds the ones never dispatched there (``stranded_submissions``). A failure an
+        earlier attempt recorded is cleared."""
+        update = (
+            "SET stage = :persisted, lease_shard = :dispatch_shard, lease_expires_at = :deadline"
         )
+        values: dict[str, Any] = {
+            ":persisted": s(SubmissionStage.PERSISTED),
+            ":persisting": s(SubmissionStage.PERSISTING),
+            ":dispatch_shard": s(keys.dispatch_shard(submission_token)),
+            ":deadline": n(dispatch_deadline),
+        }
+        if expires_at is not None:
+            update += ", expires_at = :expires"
+            values[":expires"] = n(expires_at)
+        if content_sha256 is not None:
+            update += ", content_sha256 = :content"
+            values[":content"] = s(content_sha256)
+        try:
+            self._client.update_item(
+                TableName=self._name,
+                Key=keys.submission_key(session_id, submission_token),
+                UpdateExpression=update + " REMOVE failed_error, failed_cause, failed_at",
+                ConditionExpression="stage = :persisting",
+                ExpressionAttributeValues=values,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def record_rejection(
+        self,
+        session_id: str,
+        submission_token: str,
+        error: Exception,
+        now: float,
+        expires_at: int | None,
+    ) -> None:
+        """Note on a submission's record why the grid refused it (a record without a stage:
+        a new submission to a retry with the same token)."""
+        update = "SET failed_error = :error, failed_cause = :cause, failed_at = :now"
+        values: dict[str, Any] = {
+            ":error": s(type(error).__name__),
+            ":cause": s(str(error)),
+            ":now": n(now),
+        }
+        if expires_at is not None:
+            update += ", expires_at = :expires"
+            values[":expires"] = n(expires_at)
+        self._client.update_item(
+            TableName=self._name,
+            Key=keys.submission_key(session_id, submission_token),
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+        )
+
+    def persisted_content(self, session_id: str, submission_token: str) -> str | None:
+        """The SHA-256 of the tasks a submission token was persisted with (None if not
+        recorded)."""
+        item = self._client.get_item(
+            TableName=self._name,
+            Key=keys.submission_key(session_id, submission_token),
+            ConsistentRead=True,
+            ProjectionExpression="content_sha256",
+        ).get("Item", {})
+        return text(item, "content_sha256")
+
+    def submission(self, session_id: str, submission_token: str) -> SubmissionRecord | None:
+        """A submission's record, strongly consistent (None if there is none)."""
+        found = self.submissions([(session_id, submission_token)])
+        return found[0] if found else None
+
+    def submissions(self, submissions: Sequence[tuple[str, str]]) -> list[SubmissionRecord]:
+        """The records that exist of ``(session_id, submission_token)`` pairs (strongly
+        consistent, 100 per request)."""
+        items = self.get_items([keys.submission_key(sid, token) for sid, token in submissions])
+        return [
+            SubmissionRecord(
+                session_id=item["pk"]["S"].removeprefix("session#"),
+                submission_token=item["sk"]["S"].removeprefix("submission#"),
+                stage=SubmissionStage(stage) if (stage := text(item, "stage")) else None,
+                task_count=int(item["task_count"]["N"]) if "task_count" in item else 0,
+                failed_error=text(item, "failed_error"),
+                expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
+            )
+            for item in items
+        ]
+
+    def stranded_submissions(
+        self, shard: int, now: float, limit: int
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """Up to ``limit`` ``(session_id, submission_token)`` of one dispatch shard of the
+        ``leases`` index whose dispatch deadline passed before ``now``, and whether the shard
+        holds more. The index is eventually consistent: read the records before acting."""
+        response = self._client.query(
+            TableName=self._name,
+            IndexName=keys.LEASES_INDEX,
+            KeyConditionExpression="lease_shard = :shard AND lease_expires_at < :now",
+            ExpressionAttributeValues={":shard": s(keys.dispatch_partition(shard)), ":now": n(now)},
+            Limit=limit,
+        )
+        found = [
+            (item["pk"]["S"].removeprefix("session#"), item["sk"]["S"].removeprefix("submission#"))
+            for item in response.get("Items", [])
+        ]
+        return found, "LastEvaluatedKey" in response
+
+    def submission_keys(self, session_id: str) -> list[Item]:
+        """Keys of a session's submission records (its partition, the session record aside),
+        for deleting them."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": keys.session_key(session_id)["pk"]},
+            ProjectionExpression="pk, sk",
+        )
+        return [{"pk": i["pk"], "sk": i["sk"]} for i in items if i["sk"]["S"] != "session"]
 
     # -- lifecycle transitions -----------------------------------------------------------------
 
@@ -319,11 +317,11 @@ class TaskTable:
             "SET #state = :running, lease_token = :lease, lease_expires_at = :expires, "
             "lease_shard = :shard, started_at = :now",
             {
-                ":running": _s(TaskState.RUNNING),
-                ":lease": _s(lease_token),
-                ":shard": _s(keys.lease_shard(task_id)),
-                ":expires": _n(lease_expires_at),
-                ":now": _n(now),
+                ":running": s(TaskState.RUNNING),
+                ":lease": s(lease_token),
+                ":shard": s(keys.lease_shard(task_id)),
+                ":expires": n(lease_expires_at),
+                ":now": n(now),
             },
         )
 
@@ -336,7 +334,7 @@ class TaskTable:
             "release",
             expect_holder(completion.attempt, completion.lease_token),
             "SET #state = :pending REMOVE lease_token, lease_expires_at, lease_shard",
-            {":pending": _s(TaskState.PENDING)},
+            {":pending": s(TaskState.PENDING)},
         )
 
     def extend_lease(self, completion: Completion, lease_expires_at: float) -> None:
@@ -347,7 +345,7 @@ class TaskTable:
             "extend lease",
             expect_holder(completion.attempt, completion.lease_token),
             "SET lease_expires_at = :expires",
-            {":expires": _n(lease_expires_at)},
+            {":expires": n(lease_expires_at)},
         )
 
     def record_success(self, completion: Completion, result: Data, now: float) -> None:
@@ -364,9 +362,9 @@ class TaskTable:
             "SET #state = :succeeded, #result = :result, finished_at = :now "
             "REMOVE lease_token, lease_expires_at, lease_shard",
             {
-                ":succeeded": _s(TaskState.SUCCEEDED),
-                ":result": _s(_encode_data(result)),
-                ":now": _n(now),
+                ":succeeded": s(TaskState.SUCCEEDED),
+                ":result": s(result.model_dump_json()),
+                ":now": n(now),
             },
         )
 
@@ -381,19 +379,19 @@ class TaskTable:
         error = failure.error
         update = "SET #state = :target, errors = list_append(if_not_exists(errors, :none), :error)"
         values: dict[str, Any] = {
-            ":target": _s(target),
-            ":error": {"L": [_s(error.model_dump_json())]},
+            ":target": s(target),
+            ":error": {"L": [s(error.model_dump_json())]},
             ":none": {"L": []},
         }
         if target is TaskState.PENDING:
             update += ", attempt = attempt + :one"
-            values[":one"] = _n(1)
+            values[":one"] = n(1)
         else:
             update += ", finished_at = :now"
-            values[":now"] = _n(now)
+            values[":now"] = n(now)
         if failure.cause is FailureCause.DEAD_LETTERED:
             update += ", dead_lettered_at = :now"
-            values[":now"] = _n(now)
+            values[":now"] = n(now)
         update += " REMOVE lease_token, lease_expires_at, lease_shard"
         record = self._transition(
             failure.session_id,
@@ -422,8 +420,8 @@ class TaskTable:
                 UpdateExpression="SET errors = :errors",
                 ConditionExpression="size(errors) = :count",
                 ExpressionAttributeValues={
-                    ":errors": {"L": [_s(e.model_dump_json()) for e in compacted]},
-                    ":count": _n(len(compacted)),
+                    ":errors": errors_value(compacted),
+                    ":count": n(len(compacted)),
                 },
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -438,13 +436,13 @@ class TaskTable:
             session_id,
             task_id,
             "redrive",
-            Expectation(states=frozenset({TaskState.FAILED}), attempt=attempt, dead_lettered=True),
+            expect_redrivable(attempt),
             "SET #state = :pending, attempt = attempt + :one, max_attempts = :max "
             "REMOVE finished_at, dead_lettered_at",
             {
-                ":pending": _s(TaskState.PENDING),
-                ":one": _n(1),
-                ":max": _n(max(max_attempts, attempt + 1)),
+                ":pending": s(TaskState.PENDING),
+                ":one": n(1),
+                ":max": n(max(max_attempts, attempt + 1)),
             },
             return_new=True,
         )
@@ -464,8 +462,8 @@ class TaskTable:
             IndexName=keys.LEASES_INDEX,
             KeyConditionExpression="lease_shard = :shard AND lease_expires_at < :now",
             ExpressionAttributeValues={
-                ":shard": _s(f"lease#{shard:02d}"),
-                ":now": _n(now),
+                ":shard": s(keys.lease_partition(shard)),
+                ":now": n(now),
             },
             Limit=limit,
             **kwargs,
@@ -502,10 +500,10 @@ class TaskTable:
             expect_cancellable(),
             "SET #state = :cancelled, finished_at = :now "
             "REMOVE lease_token, lease_expires_at, lease_shard",
-            {":cancelled": _s(TaskState.CANCELLED), ":now": _n(now)},
+            {":cancelled": s(TaskState.CANCELLED), ":now": n(now)},
         )
 
-    # -- sessions ----------------------------------------------------------------------------------
+    # -- session flags ---------------------------------------------------------------------------
 
     def flag_session(self, session_id: str, now: float, *, whole_session: bool) -> None:
         """Record on the session that it (or some of its tasks) was cancelled, for agents."""
@@ -516,7 +514,7 @@ class TaskTable:
             TableName=self._name,
             Key=keys.session_key(session_id),
             UpdateExpression=update,
-            ExpressionAttributeValues={":one": _n(1), ":now": _n(now)},
+            ExpressionAttributeValues={":one": n(1), ":now": n(now)},
         )
 
     def session_flags(self, session_id: str) -> SessionFlags:
@@ -558,66 +556,22 @@ class TaskTable:
         items = self.get_items([keys.task_key(session_id, t) for t in ids], what="task reads")
         return {record.task_id: record for record in map(decode_record, items)}
 
-    def get_items(
-        self, item_keys: Sequence[Item], *, consistent: bool = True, what: str = "reads"
-    ) -> list[Item]:
-        """The items that exist of ``item_keys`` (BatchGetItem, 100 keys per request), resending
-        what DynamoDB left unprocessed with backoff."""
-        found: list[Item] = []
-        for start in range(0, len(item_keys), _GET_BATCH):
-            pending: dict[str, Any] = {
-                self._name: {
-                    "Keys": list(item_keys[start : start + _GET_BATCH]),
-                    "ConsistentRead": consistent,
-                }
-            }
-            for attempt in range(_BATCH_RETRIES):
-                response = self._client.batch_get_item(RequestItems=pending)
-                found.extend(response.get("Responses", {}).get(self._name, []))
-                pending = dict(response.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                aws.pause_before_resend(attempt)
-            else:
-                raise RetryableError(f"{what} still unprocessed (throttled)")
-        return found
-
-    def _query_shard(
-        self, session_id: str, shard: int, projection: str | None, start_key: Item | None
-    ) -> tuple[list[Item], Item | None]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _s(keys.shard_partition(session_id, shard))},
-        }
-        if projection:
-            kwargs["ProjectionExpression"] = projection
-            kwargs["ExpressionAttributeNames"] = {"#state": "state"}
-        if start_key:
-            kwargs["ExclusiveStartKey"] = start_key
-        response = self._client.query(**kwargs)
-        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
-
-    def _shard_items(self, session_id: str, shard: int, projection: str | None) -> list[Item]:
-        items: list[Item] = []
-        start: Item | None = None
-        while True:
-            page, start = self._query_shard(session_id, shard, projection, start)
-            items.extend(page)
-            if not start:
-                return items
-
     def count_states(self, session_id: str) -> dict[TaskState, int]:
-        """How many of a session's tasks are in each state (reads every shard's keys + state)."""
-        counts = dict.fromkeys(TaskState, 0)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            shards = pool.map(
-                lambda shard: self._shard_items(session_id, shard, "#state"),
-                range(keys.SESSION_SHARDS),
+        """How many of a session's tasks are in each state (reads every shard's keys + state,
+        several shards at once)."""
+
+        def shard_states(shard: int) -> list[Item]:
+            return self._query_all(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": s(keys.shard_partition(session_id, shard))},
+                ProjectionExpression="#state",
+                ExpressionAttributeNames={"#state": "state"},
             )
-            for items in shards:
-                for item in items:
-                    counts[TaskState(item["state"]["S"])] += 1
+
+        counts = dict.fromkeys(TaskState, 0)
+        for items in aws.in_parallel(shard_states, range(keys.SESSION_SHARDS)):
+            for item in items:
+                counts[TaskState(item["state"]["S"])] += 1
         return counts
 
     def page_finished(
@@ -637,8 +591,8 @@ class TaskTable:
         projection: str | None = None,
     ) -> tuple[list[Item], Item | None]:
         """One page of a shard's items in ``states``: ``limit`` items read at most."""
-        values: dict[str, Any] = {f":state{i}": _s(state) for i, state in enumerate(states)}
-        values[":pk"] = _s(keys.shard_partition(session_id, shard))
+        values: dict[str, Any] = {f":state{i}": s(state) for i, state in enumerate(states)}
+        values[":pk"] = s(keys.shard_partition(session_id, shard))
         extra: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
         if projection:
             extra["ProjectionExpression"] = projection
@@ -653,17 +607,6 @@ class TaskTable:
         )
         return list(response.get("Items", [])), response.get("LastEvaluatedKey")
 
-    # -- for the session-level modules (counters, sessions) -------------------------------------
-
-    @property
-    def client(self) -> DynamoDBClient:
-        """The DynamoDB client: session counters and the session registry share the table."""
-        return self._client
-
-    @property
-    def name(self) -> str:
-        return self._name
-
     def page_tasks(
         self,
         session_id: str,
@@ -674,26 +617,10 @@ class TaskTable:
     ) -> tuple[list[TaskSummary], Item | None]:
         """Up to ``limit`` of a shard's tasks (in ``states``, if given) without their payloads
         or results, from ``start_key``, and where to resume."""
-        projection = "sk, #state, attempt, priority, submitted_at, started_at, finished_at"
         items, key = self._page_in_states(
-            session_id, shard, start_key, limit, tuple(states or TaskState), projection
+            session_id, shard, start_key, limit, tuple(states or TaskState), SUMMARY_PROJECTION
         )
-
-        def num(item: Item, name: str) -> float | None:
-            return float(item[name]["N"]) if name in item else None
-
-        return [
-            TaskSummary(
-                task_id=item["sk"]["S"],
-                state=TaskState(item["state"]["S"]),
-                attempt=int(item["attempt"]["N"]),
-                priority=int(item["priority"]["N"]),
-                submitted_at=float(item["submitted_at"]["N"]),
-                started_at=num(item, "started_at"),
-                finished_at=num(item, "finished_at"),
-            )
-            for item in items
-        ], key
+        return [decode_summary(item) for item in items], key
 
     def session_keys(
         self, session_id: str, shard: int, start_key: Item | None
@@ -704,15 +631,10 @@ class TaskTable:
         response = self._client.query(
             TableName=self._name,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _s(keys.shard_partition(session_id, shard))},
+            ExpressionAttributeValues={":pk": s(keys.shard_partition(session_id, shard))},
             ProjectionExpression="pk, sk",
             Limit=SESSION_KEYS_PAGE,
             **extra,
         )
         page = [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
         return page, response.get("LastEvaluatedKey")
-
-    def delete_keys(self, item_keys: Sequence[Item]) -> None:
-        """Delete the items with these keys, 25 per BatchWriteItem, resending what DynamoDB
-        left unprocessed (deleting a missing item is not an error)."""
-        self._batch_write([{"DeleteRequest": {"Key": key}} for key in item_keys], "deletes")
