@@ -245,3 +245,16 @@ def test_a_sidecar_runtime_that_overruns_is_killed_by_the_agent(
     assert slept.error is not None
     assert slept.error.type == "TaskTimeout"
     assert after.ok
+
+
+def test_an_agent_waiting_for_its_sidecar_runtime_stops_at_once(runtime_grid: LocalGrid) -> None:
+    # GIVEN an agent whose sidecar runtime never comes, with a long init timeout
+    port = free_port()
+    with run_agent(
+        runtime_grid, "--runtime-api-port", str(port), "--runtime-init-timeout", "300"
+    ) as agent:
+        wait_for(lambda: listening(port), 30, "the agent's Runtime API")
+        stopping_at = time.monotonic()
+    # THEN a SIGTERM ends it cleanly without waiting out the timeout
+    assert agent.returncode == 0
+    assert time.monotonic() - stopping_at < 10

@@ -226,10 +226,13 @@ class RuntimeApiSlot:
         port: int = 0,
         init_timeout_s: float = 30.0,
         max_result_bytes: int = RESPONSE_LIMIT_BYTES,
+        stopping: threading.Event | None = None,
     ) -> None:
         """A slot serving the Runtime API on 127.0.0.1:``port`` (0: any free port). With a
         ``bootstrap`` command the slot starts (and restarts) the runtime itself; without one
-        it waits for a runtime started by someone else (a sidecar container)."""
+        it waits for a runtime started by someone else (a sidecar container). Once
+        ``stopping`` is set, a start waiting for its runtime gives up (an agent draining does
+        not wait out a sidecar's init timeout)."""
         self._command = shlex.split(bootstrap) if bootstrap else None
         self.init_on_invoke = self._command is not None
         if self._command and "/" in self._command[0]:
@@ -238,6 +241,7 @@ class RuntimeApiSlot:
         self._task_root = task_root
         self._region = region
         self._init_timeout_s = init_timeout_s
+        self._stopping = stopping or threading.Event()
         #: Largest response taken: Lambda's limit, or the grid's if that is lower.
         self.max_result_bytes = min(max_result_bytes, RESPONSE_LIMIT_BYTES)
         self._state = threading.Condition()
@@ -313,6 +317,8 @@ class RuntimeApiSlot:
         with self._state:
             while self._parked == 0:
                 failure = self._init_error or self._exit_outcome()
+                if failure is None and self._stopping.is_set():
+                    failure = Outcome(error_type=INIT_ERROR, error_message="the agent is stopping")
                 if failure is None and time.monotonic() > deadline:
                     failure = Outcome(
                         error_type=INIT_ERROR,

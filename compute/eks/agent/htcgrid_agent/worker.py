@@ -292,6 +292,7 @@ class Worker:
             port=0 if config.runtime_api_port is None else config.runtime_api_port + index,
             init_timeout_s=config.runtime_init_timeout_s,
             max_result_bytes=self.grid.payloads.max_bytes,
+            stopping=self._stopping,
         )
 
     def _fetch_until_stopped(self) -> None:
