@@ -3,8 +3,9 @@ side by side with the in-process Python slots, on one local grid.
 
 For each runtime built in ``.tools/runtimes`` (``make runtimes``), one agent of ``--slots``
 slots runs: a burst of ``--tasks`` no-op tasks (tasks/s; the agent process's CPU per task,
-which is the cost the Runtime API adds, and the CPU of its slot processes: the Python children
-or the runtimes, whose handler does nothing) and ``--sequential`` single tasks one after the
+which is the cost the Runtime API adds, also net of what the agent spends idle over the same
+seconds, so that a slower runtime is not charged for its own time; and the CPU of its slot
+processes: the Python children or the runtimes, whose handler does nothing) and ``--sequential`` single tasks one after the
 other (p50 latency from the submit call to the result in the client). The runtimes take turns
 within each of ``--repeats`` rounds, so the machine's drift falls on all of them alike; medians
 are reported, and each runtime's difference from in-process Python. The last line is the summary:
@@ -33,6 +34,8 @@ from htcgrid_local.grid import LocalGrid
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = ROOT / ".tools" / "runtimes"
+#: Seconds the idle agent is measured for.
+IDLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ RUNTIMES = (
 @dataclass(frozen=True)
 class Sample:
     tasks_per_s: float
+    #: The agent process's CPU per task, and the same less its idle CPU over the burst.
     agent_cpu_ms: float
+    agent_net_cpu_ms: float
     slot_cpu_ms: float
     p50_ms: float
 
@@ -94,6 +99,11 @@ def measure(
         with client.open_session() as session:  # warm-up: every slot's runtime has started
             session.submit([event] * (4 * slots))
             _check(session.wait(timeout=120))
+        # What the agent spends idle each second (its slots' and pollers' wake-ups), so that a
+        # slow runtime is not charged for the seconds its tasks take.
+        idle_from = procstat.cpu_seconds(agent.pid)
+        time.sleep(IDLE_S)
+        idle_per_s = (procstat.cpu_seconds(agent.pid) - idle_from) / IDLE_S
         before = procstat.tree_cpu_seconds([agent.pid])
         with client.open_session() as session:
             began = time.perf_counter()
@@ -116,6 +126,7 @@ def measure(
         return Sample(
             tasks / elapsed,
             1000 * own / tasks,
+            1000 * max(0.0, own - idle_per_s * elapsed) / tasks,
             1000 * slot_processes / tasks,
             1000 * statistics.median(latencies),
         )
@@ -155,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                 samples[runtime.name].append(sample)
                 console.print(
                     f"round {repeat}: {runtime.name}: {sample.tasks_per_s:.0f} tasks/s, agent "
-                    f"{sample.agent_cpu_ms:.2f} ms/task, p50 {sample.p50_ms:.0f} ms"
+                    f"{sample.agent_cpu_ms:.2f} ms/task ({sample.agent_net_cpu_ms:.2f} net of "
+                    f"idle), p50 {sample.p50_ms:.0f} ms"
                 )
     print(report(available, samples, args, console))
     return 0
@@ -172,13 +184,15 @@ def report(
 
     table = Table(
         title=f"Runtimes: 1 agent x {args.slots} slots, {args.tasks:,} no-op tasks and "
-        f"{args.sequential} sequential ones, medians of {args.repeats} rounds",
+        f"{args.sequential} sequential ones, medians of {args.repeats} rounds; "
+        "+: net agent CPU and p50 over in-process Python",
         title_justify="left",
     )
     for column in (
         "runtime",
         "tasks/s",
         "agent ms/task",
+        "net of idle",
         "runtime ms/task",
         "p50 ms",
         "+agent ms",
@@ -189,12 +203,13 @@ def report(
     summary = []
     for runtime, _ in available:
         name = runtime.name
-        cpu, p50 = med(name, "agent_cpu_ms"), med(name, "p50_ms")
-        added_cpu = cpu - med(base, "agent_cpu_ms") if base else float("nan")
+        cpu, p50 = med(name, "agent_net_cpu_ms"), med(name, "p50_ms")
+        added_cpu = cpu - med(base, "agent_net_cpu_ms") if base else float("nan")
         added_p50 = p50 - med(base, "p50_ms") if base else float("nan")
         table.add_row(
             runtime.label,
             f"{med(name, 'tasks_per_s'):.0f}",
+            f"{med(name, 'agent_cpu_ms'):.2f}",
             f"{cpu:.2f}",
             f"{med(name, 'slot_cpu_ms'):.2f}",
             f"{p50:.0f}",
