@@ -2,13 +2,14 @@
 side by side with the in-process Python slots, on one local grid.
 
 For each runtime built in ``.tools/runtimes`` (``make runtimes``), one agent of ``--slots``
-slots runs: a burst of ``--tasks`` no-op tasks (tasks/s; the agent process's CPU per task,
-which is the cost the Runtime API adds, also net of what the agent spends idle over the same
-seconds, so that a slower runtime is not charged for its own time; and the CPU of its slot
-processes: the Python children or the runtimes, whose handler does nothing) and
-``--sequential`` single tasks one after the other (p50 latency from the submit call to the result in the client). The runtimes take turns
-within each of ``--repeats`` rounds, so the machine's drift falls on all of them alike; medians
-are reported, and each runtime's difference from in-process Python. The last line is the summary:
+slots runs a burst of ``--tasks`` no-op tasks and then ``--sequential`` single tasks one after
+the other. Reported: tasks/s; the agent process's CPU per task, which is the cost the Runtime
+API adds, also net of what the agent spends idle over the same seconds, so that a slower
+runtime is not charged for its own time; the CPU of the slot processes (the Python children or
+the runtimes, whose handler does nothing); and the p50 latency from the submit call to the
+result in the client. The runtimes take turns within each of ``--repeats`` rounds, so the
+machine's drift falls on all of them alike; medians are reported, and each runtime's
+difference from in-process Python. The last line is the summary:
 
     bench-runtimes: <name>=+<agent CPU ms>/+<p50 ms> ...
 """
