@@ -13,9 +13,18 @@ import time
 import pytest
 from pydantic import JsonValue
 
-from htcgrid import Completed, Grid, PartialSubmissionError, ResultsTimeoutError, Session, reconcile
+from htcgrid import (
+    Completed,
+    Grid,
+    InvalidRequestError,
+    PartialSubmissionError,
+    ResultsTimeoutError,
+    Session,
+    reconcile,
+)
 from htcgrid.connection import GridEndpoints
 from htcgrid_core import aws, counters
+from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     Data,
     InlineData,
@@ -55,7 +64,7 @@ def notify(session: Session, *results: TaskResult) -> None:
     """Send a result notice to the session's result queue, as an agent does."""
     assert session.result_queue_url
     body = ResultNotice(results=list(results), sent_at=time.time()).model_dump_json()
-    session.grid.endpoints.client("sqs").send_message(
+    session.transport.client("sqs").send_message(
         QueueUrl=session.result_queue_url, MessageBody=body
     )
 
@@ -153,7 +162,7 @@ def test_notices_that_are_not_notices_are_dropped_and_the_genuine_one_is_yielded
     with client.open_session() as session:
         (task_id,) = session.submit([{"value": 1}])
         assert session.result_queue_url
-        sqs = session.grid.endpoints.client("sqs")
+        sqs = session.transport.client("sqs")
         genuine = finished(session, task_id, InlineData(inline="genuine"))
         # GIVEN bodies on the result queue that are not result notices: not JSON, a notice
         # with a field no notice has, and one whose result is not a result
@@ -185,7 +194,7 @@ def test_a_result_queue_deleted_under_the_session_falls_back_to_the_table(
         record_successes(grid, session, task_ids)
         # GIVEN someone else (any holder of the client policy) deleted the session's queue
         other = Grid(client.endpoints)
-        other.close_result_queue(session.id)
+        other.transport.close_result_queue(session.id)
         # THEN the session still yields every result, read back from the table
         results = {done.task_id: done.value for done in session.results(timeout=30)}
     assert results == {task_id: i for i, task_id in enumerate(task_ids)}
@@ -227,8 +236,11 @@ def test_a_submit_stopped_part_way_says_what_was_accepted_and_resubmitting_finis
         with pytest.raises(PartialSubmissionError) as stopped:
             session.submit(bad)
         error = stopped.value
-        assert error.error == "InvalidSubmissionError"
+        # What stopped it is the client's error for the core's refusal, the cause of each.
+        assert error.error == "InvalidRequestError"
         assert "payloads[1200]" in error.cause
+        assert isinstance(error.__cause__, InvalidRequestError)
+        assert isinstance(error.__cause__.__cause__, InvalidSubmissionError)
         accepted = error.task_ids
         assert 0 < len(accepted) <= 1200
         assert session.outstanding == len(accepted)  # they run: their results will come
@@ -250,13 +262,13 @@ def test_quiet_turns_read_no_more_tasks_than_the_counters_say_finished(
         task_ids = session.submit([{"value": i} for i in range(1000)])
         record_successes(grid, session, task_ids[:5])
         read: list[str] = []
-        fetch = client.fetch_results
+        fetch = session.transport.fetch_results
 
         def counted(session_id: str, task_ids: list[str]) -> ResultsPage:
             read.extend(task_ids)
             return fetch(session_id, task_ids)
 
-        monkeypatch.setattr(client, "fetch_results", counted)
+        monkeypatch.setattr(session.transport, "fetch_results", counted)
         # WHEN the session waits through several quiet turns
         found: list[Completed] = []
         with pytest.raises(ResultsTimeoutError):
