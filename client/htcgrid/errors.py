@@ -256,8 +256,13 @@ def grid_error(
         return error
     if isinstance(error, boto.ClientError):
         return _from_client_error(error, action, resource)
+    if isinstance(error, boto.NoCredentialsError):
+        return CredentialsError(
+            f"{error} (boto3 looks in the environment, the shared config and credentials files, "
+            "SSO, and the instance or pod role)"
+        )
     if isinstance(error, CREDENTIAL_ERRORS):
-        return CredentialsError(f"AWS credentials: {error}")
+        return CredentialsError(str(error))
     if isinstance(error, UNREACHABLE_ERRORS):
         return UnreachableError(str(error))
     if isinstance(error, boto.NoRegionError):

@@ -16,6 +16,7 @@ from pydantic import JsonValue
 from htcgrid import (
     Completed,
     Grid,
+    GridClosedError,
     InvalidRequestError,
     PartialSubmissionError,
     ResultsTimeoutError,
@@ -315,3 +316,20 @@ def test_a_task_yielded_failed_is_not_yielded_again_after_a_redrive(client: Grid
         # final for it (the grid's record, read with fetch_results, has the new outcome)
         rest = list(session.results(timeout=30))
     assert [(r.task_id, r.value) for r in rest] == [(second, 2)]
+
+
+@pytest.mark.shared_stack
+def test_a_grid_in_a_with_block_streams_a_sessions_results_and_is_closed_after_it(
+    client: Grid,
+) -> None:
+    endpoints = client.endpoints
+    with Grid(GridEndpoints.for_emulator(endpoints.outputs, str(endpoints.endpoint_url))) as grid:
+        with grid.open_session() as session:
+            (task_id,) = session.submit([{"value": 1}])
+            notify(session, finished(session, task_id, InlineData(inline="done")))
+            (done,) = session.results(timeout=30)
+        assert done.value == "done"
+        # The session's own block removed its result queue, through the open grid.
+        assert grid.status(session.id).total == 1
+    with pytest.raises(GridClosedError):
+        grid.status(session.id)

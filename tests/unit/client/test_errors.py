@@ -32,13 +32,11 @@ QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/htcgrid_s_sweep-7"
 
 def client_error(code: str, message: str, status: int, operation: str = "Invoke") -> Any:
     """The ``ClientError`` botocore raises for an AWS error response."""
-    return boto.ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "4a5b6c"},
-        },
-        operation,
-    )
+    response: Any = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "4a5b6c"},
+    }
+    return boto.ClientError(response, operation)
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ def test_a_payload_above_the_largest_the_grid_stores_is_refused_before_any_call(
     ],
 )
 def test_a_task_override_the_grid_refuses_names_the_field_before_any_call(
-    grid: Grid, overrides: dict[str, int], field: str
+    grid: Grid, overrides: dict[str, Any], field: str
 ) -> None:
     session = Session(grid.transport, "s1", None)
     with pytest.raises(InvalidRequestError) as raised:

@@ -43,13 +43,12 @@ def failure(error_type: str) -> tuple[dict[str, Any], str | None]:
 
 
 def throttled() -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
-            "ResponseMetadata": {"HTTPStatusCode": 429},
-        },
-        "Invoke",
-    )
+    """What botocore raises once its own retries of a throttled invoke are spent."""
+    response: Any = {
+        "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
+        "ResponseMetadata": {"HTTPStatusCode": 429},
+    }
+    return ClientError(response, "Invoke")
 
 
 @pytest.fixture
