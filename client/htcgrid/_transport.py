@@ -22,6 +22,7 @@ from htcgrid.errors import (
     SubmissionFailedError,
     ThrottledError,
     calling,
+    raises_grid_errors,
 )
 from htcgrid_core import aws
 from htcgrid_core.models import (
@@ -84,6 +85,7 @@ class Transport:
     calls made through them. Closing it closes the clients; a call after that raises
     ``GridClosedError`` before reaching AWS."""
 
+    @raises_grid_errors
     def __init__(self, endpoints: GridEndpoints) -> None:
         self.endpoints = endpoints
         outputs = endpoints.outputs
@@ -129,6 +131,7 @@ class Transport:
 
     # -- the submit workflow -------------------------------------------------------------------
 
+    @raises_grid_errors
     def submit_batch(self, submission: Submission) -> SubmissionReceipt:
         """Run the submit workflow synchronously for one batch. Retries with the same token are
         idempotent, so transient failures are retried here with backoff."""
@@ -154,6 +157,7 @@ class Transport:
 
     # -- the grid's functions -----------------------------------------------------------------
 
+    @raises_grid_errors
     def query(
         self, query: BaseModel, answer: type[DocumentT], function: str = "StatusFunctionName"
     ) -> DocumentT:
@@ -194,14 +198,17 @@ class Transport:
             return payload, None
         return payload, str(payload.get("errorType", response["FunctionError"]))
 
+    @raises_grid_errors
     def status(self, session_id: str, *, exact: bool = False) -> SessionStatus:
         """How many of a session's tasks are in each state (see ``Grid.status``)."""
         return self.query(StatusQuery(session_id=session_id, exact=exact), SessionStatus)
 
+    @raises_grid_errors
     def fetch_results(self, session_id: str, task_ids: list[str]) -> ResultsPage:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""
         return self.query(ResultsQuery(session_id=session_id, task_ids=task_ids), ResultsPage)
 
+    @raises_grid_errors
     def cancel(self, session_id: str, task_ids: list[str] | None = None) -> CancelReport:
         """Cancel the named tasks, or every unfinished task of the session (see
         ``Grid.cancel``): a call of the cancel function per page of its work."""
@@ -220,6 +227,7 @@ class Transport:
 
     # -- a session's result queue ---------------------------------------------------------------
 
+    @raises_grid_errors
     def open_result_queue(self, session_id: str) -> str:
         """Have the session function create a session's result queue; its URL."""
         request = SessionQueueRequest(action="open", session_id=session_id)
@@ -230,11 +238,13 @@ class Transport:
             )
         return queue.result_queue_url
 
+    @raises_grid_errors
     def close_result_queue(self, session_id: str) -> None:
         """Have the session function delete a session's result queue (gone already is fine)."""
         request = SessionQueueRequest(action="close", session_id=session_id)
         self.query(request, SessionQueue, "SessionFunctionName")
 
+    @raises_grid_errors
     def receive_notices(self, queue_url: str, wait_s: int) -> list[dict[str, Any]] | None:
         """One long poll of a result queue: its messages (10 at most), or None if the queue is
         gone (deleted under the session: no notice can come any more)."""
@@ -249,6 +259,7 @@ class Transport:
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
 
+    @raises_grid_errors
     def delete_notices(self, queue_url: str, receipt_handles: Sequence[str]) -> None:
         """Acknowledge received notices (entries SQS fails are resent, ``Queues.delete``). A
         queue deleted meanwhile took them with it."""

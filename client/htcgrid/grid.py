@@ -1,5 +1,6 @@
-"""The grid as a client sees it: submit through the submit workflow, read through the status
-function, stream results from a session's result queue."""
+"""The grid as a client sees it: connect to it, open sessions, read their status, tasks and
+results, cancel and delete them. The calls themselves are the transport's (``_transport``),
+which the sessions opened here share."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ class Grid:
         return self._transport.payloads
 
     @classmethod
+    @raises_grid_errors
     def connect(
         cls,
         stack_name: str = "htcgrid",
@@ -106,6 +108,7 @@ class Grid:
         )
 
     @classmethod
+    @raises_grid_errors
     def from_outputs(
         cls,
         outputs: dict[str, str],
@@ -126,6 +129,7 @@ class Grid:
         )
 
     @classmethod
+    @raises_grid_errors
     def local(cls, state_file: Path | None = None) -> Grid:
         """Connect to the local grid started by ``htcgrid-local up``."""
         return cls(GridEndpoints.from_local_state(state_file))
