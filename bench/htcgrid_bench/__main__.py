@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from htcgrid_bench import cost_model, runs
+from htcgrid_core.percentiles import percentile
 from htcgrid_local import accounting
 
 BUDGETS = {"dynamodb_wru": 2.0, "sqs_requests": 0.5, "s3_requests": 0.0}
@@ -165,14 +166,14 @@ def report(results: dict[str, Any], console: Console) -> str:
     )
     for index, stage in enumerate(runs.STAGES):
         values = [1000 * s.stages_s[index] for s in pooled]
-        latency.add_row(stage, *(f"{runs.percentile(values, f):.1f}" for f in (0.5, 0.9, 0.99)))
-    latency.add_row("[bold]total", *(f"{runs.percentile(totals, f):.1f}" for f in (0.5, 0.9, 0.99)))
+        latency.add_row(stage, *(f"{percentile(values, f):.1f}" for f in (0.5, 0.9, 0.99)))
+    latency.add_row("[bold]total", *(f"{percentile(totals, f):.1f}" for f in (0.5, 0.9, 0.99)))
     calls = [1000 * c for repeat in results["submit_calls"] for c in repeat]
     latency.add_row(
-        "(submit call returned)", *(f"{runs.percentile(calls, f):.1f}" for f in (0.5, 0.9, 0.99))
+        "(submit call returned)", *(f"{percentile(calls, f):.1f}" for f in (0.5, 0.9, 0.99))
     )
     console.print(latency)
-    p50 = runs.percentile(totals, 0.5)
+    p50 = percentile(totals, 0.5)
 
     cpu = _table(
         f"(d) CPU per task during (a), ms (median of {config['repeats']})", "process", "ms/task"

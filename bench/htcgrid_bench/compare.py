@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from htcgrid_bench.runs import percentile
+from htcgrid_core.percentiles import percentile
 
 #: The package roots of a source tree, as ``make dev`` installs them.
 PACKAGE_ROOTS = ("layers/core", "client", "compute/eks/agent", "local", "bench", "examples")

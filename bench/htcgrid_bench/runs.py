@@ -253,12 +253,6 @@ def run_sequential(grid: LocalGrid, count: int, timeout_s: float = 30) -> list[L
     return samples
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
 def stage_medians(samples: Sequence[Latency]) -> list[float]:
     return [statistics.median(s.stages_s[i] for s in samples) for i in range(len(STAGES))]
 

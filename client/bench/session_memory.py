@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import JsonValue
 
-from htcgrid import Grid, Session
+from htcgrid import Session, Transport
 from htcgrid.connection import GridEndpoints
 from htcgrid_core import keys
 from htcgrid_core.models import (
@@ -44,7 +44,7 @@ OUTPUTS = {
 }
 
 
-class InProcessGrid(Grid):
+class InProcessTransport(Transport):
     """The submit workflow, the counters and the results, answered in this process: every
     submitted task has finished with its payload's value as its result."""
 
@@ -102,8 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
     args = parser.parse_args()
-    grid = InProcessGrid(GridEndpoints.for_emulator(OUTPUTS, "http://127.0.0.1:9"))
-    session = Session(grid, "memory-bench", None)
+    transport = InProcessTransport(GridEndpoints.for_emulator(OUTPUTS, "http://127.0.0.1:9"))
+    session = Session(transport, "memory-bench", None)
     start, _ = rss_mb()
     began = time.perf_counter()
     task_ids = session.submit(payloads(args.tasks))

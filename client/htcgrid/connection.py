@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from htcgrid.errors import GridNotFoundError
+from htcgrid.errors import GridNotFoundError, InvalidRequestError, calling
 from htcgrid_core import aws
 from htcgrid_core.settings import REQUIRED_STACK_OUTPUTS, GridSettings
 from htcgrid_core.stack import read_outputs
@@ -75,6 +74,14 @@ class GridEndpoints:
                 )
             return self._clients[service]
 
+    def close(self) -> None:
+        """Close every client made here (their connection pools); a later ``client`` call
+        makes a new one."""
+        with self._lock:
+            made, self._clients = list(self._clients.values()), {}
+        for client in made:
+            client.close()
+
     @classmethod
     def from_stack(
         cls,
@@ -87,11 +94,19 @@ class GridEndpoints:
         """Read a deployed stack's outputs (any boto3 credential source works: the default
         chain, or the given session's profile or credentials)."""
         session = boto_session or boto3.session.Session()
-        cloudformation = aws.make_client(session, "cloudformation", endpoint_url, region)
+        with calling("cloudformation:DescribeStacks", stack_name):
+            cloudformation = aws.make_client(session, "cloudformation", endpoint_url, region)
         try:
-            outputs = read_outputs(cloudformation, stack_name)
-        except ClientError as error:
-            raise GridNotFoundError(f"stack {stack_name!r}: {error}") from None
+            with calling("cloudformation:DescribeStacks", stack_name):
+                outputs = read_outputs(cloudformation, stack_name)
+        except InvalidRequestError as error:
+            # CloudFormation answers a stack that does not exist with a ValidationError.
+            region_name = cloudformation.meta.region_name
+            raise GridNotFoundError(
+                f"no stack {stack_name!r} in region {region_name}"
+            ) from error.__cause__
+        finally:
+            cloudformation.close()
         return cls(outputs, endpoint_url=endpoint_url, region=region, boto_session=session)
 
     @classmethod

@@ -1,36 +1,32 @@
-"""The grid as a client sees it: submit through the submit workflow, read through the status
-function, stream results from a session's result queue."""
+"""The grid as a client sees it: connect to it, open sessions, read their status, tasks and
+results, cancel and delete them. The calls themselves are the transport's (``_transport``),
+which the sessions opened here share."""
 
 from __future__ import annotations
 
-import json
-import random
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Self
 
 import boto3
-from botocore.exceptions import ClientError
-from pydantic import BaseModel, JsonValue
+from pydantic import JsonValue
 
+from htcgrid._transport import Transport
 from htcgrid.connection import GridEndpoints
-from htcgrid.errors import QueryFailedError, ResultsIncompleteError, SubmissionFailedError
+from htcgrid.errors import ResultsIncompleteError, calling, raises_grid_errors
+from htcgrid.session import Completed, Session
 from htcgrid_core.models import (
     CancelReport,
-    CancelRequest,
     DeleteReport,
     DeleteRequest,
     ResultsPage,
     ResultsQuery,
-    SessionQueue,
-    SessionQueueRequest,
     SessionsList,
     SessionsQuery,
     SessionStatus,
-    StatusQuery,
     Submission,
     SubmissionReceipt,
     TaskResult,
@@ -41,50 +37,10 @@ from htcgrid_core.models import (
 )
 from htcgrid_core.payloads import PayloadStore
 from htcgrid_core.sessions import DeleteProgress
+from htcgrid_core.settings import GridSettings
 
-if TYPE_CHECKING:
-    from htcgrid.session import Completed, Session
-
-#: Errors after which resubmitting the same submission (same token) is safe and may succeed.
-RETRYABLE_SUBMISSION_ERRORS = frozenset(
-    {
-        "RetryableError",
-        "States.Timeout",
-        "States.TaskFailed",
-        "Lambda.ServiceException",
-        "Lambda.AWSLambdaException",
-        "Lambda.SdkClientException",
-        "Lambda.TooManyRequestsException",
-        "DynamoDB.ProvisionedThroughputExceededException",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-    }
-)
-SUBMIT_ATTEMPTS = 5
-#: Error types of a function call after which the same call may succeed: the core's transient
-#: error, and a function that ran out of time (Lambda's error type for a timeout).
-RETRYABLE_QUERY_ERRORS = frozenset({"RetryableError", "Sandbox.Timedout"})
-#: Lambda's answers to an invoke it throttled (botocore retries them first).
-THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException"})
-QUERY_ATTEMPTS = 5
 #: Results ``map`` keeps in memory while they wait for earlier ones (in input order).
 ORDERED_WINDOW = 10_000
-
-
-def _back_off(attempt: int) -> None:
-    """Wait before attempt ``attempt + 1``: capped exponential, full jitter."""
-    time.sleep(min(10.0, 0.5 * 2**attempt) * random.random())  # noqa: S311 - jitter
-
-
-def _readable_cause(cause: str) -> str:
-    """Step Functions wraps a Lambda error's message in JSON; unwrap it."""
-    try:
-        decoded = json.loads(cause)
-    except (TypeError, ValueError):
-        return cause
-    if isinstance(decoded, dict) and "errorMessage" in decoded:
-        return str(decoded["errorMessage"])
-    return cause
 
 
 @dataclass(frozen=True)
@@ -103,24 +59,38 @@ class QueueDepth:
 
 
 class Grid:
-    """A connection to one htcgrid deployment (or the local grid).
+    """A connection to one htcgrid deployment (or the local grid). Use it as a context manager
+    (or call ``close()``) to close its clients when done; sessions opened from it have their
+    own ``with`` block, which removes their result queue.
 
     Every AWS call goes through boto3 clients made with botocore's standard retry mode
     (exponential backoff with jitter, ``htcgrid_core.aws.RETRY_CONFIG``), from whatever
-    credential source the boto3 session has.
+    credential source the boto3 session has. Every error it raises is a ``GridError``.
     """
 
-    def __init__(self, endpoints: GridEndpoints) -> None:
-        self.endpoints = endpoints
-        self.settings = endpoints.settings
-        self.payloads = PayloadStore(
-            endpoints.client("s3"),
-            self.settings.bucket_name,
-            self.settings.inline_threshold_bytes,
-            self.settings.max_payload_bytes,
-        )
+    def __init__(self, endpoints: GridEndpoints | Transport) -> None:
+        """A grid at ``endpoints`` (its clients are made from them), or over a ``Transport``
+        already made (a subclass whose calls are answered in-process, say)."""
+        self._transport = endpoints if isinstance(endpoints, Transport) else Transport(endpoints)
+        self.endpoints = self._transport.endpoints
+
+    @property
+    def transport(self) -> Transport:
+        """The calls to the grid's workflows, functions and queues, which sessions share."""
+        return self._transport
+
+    @property
+    def settings(self) -> GridSettings:
+        """The grid's resources and limits, as its stack outputs give them."""
+        return self._transport.settings
+
+    @property
+    def payloads(self) -> PayloadStore:
+        """Where payloads and results above the inline threshold are stored (S3)."""
+        return self._transport.payloads
 
     @classmethod
+    @raises_grid_errors
     def connect(
         cls,
         stack_name: str = "htcgrid",
@@ -138,6 +108,7 @@ class Grid:
         )
 
     @classmethod
+    @raises_grid_errors
     def from_outputs(
         cls,
         outputs: dict[str, str],
@@ -158,90 +129,46 @@ class Grid:
         )
 
     @classmethod
+    @raises_grid_errors
     def local(cls, state_file: Path | None = None) -> Grid:
         """Connect to the local grid started by ``htcgrid-local up``."""
         return cls(GridEndpoints.from_local_state(state_file))
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the grid's clients (and their connections). A call on the grid, or on a
+        session opened from it, raises ``GridClosedError`` after this. Closing twice is fine."""
+        self._transport.close()
+
     # -- sessions -----------------------------------------------------------------------------
 
+    @raises_grid_errors
     def open_session(
         self, session_id: str | None = None, *, stream_results: bool = True
     ) -> Session:
         """Start a session. With ``stream_results`` (the default) it gets a result queue and
         ``Session.results()`` yields results as agents finish them."""
-        from htcgrid.session import Session
+        return Session.open(self._transport, session_id or uuid.uuid4().hex[:20], stream_results)
 
-        return Session.open(self, session_id or uuid.uuid4().hex[:20], stream_results)
-
-    def open_result_queue(self, session_id: str) -> str:
-        """Have the session function create a session's result queue; its URL."""
-        request = SessionQueueRequest(action="open", session_id=session_id)
-        queue = SessionQueue.model_validate(self._query(request, "SessionFunctionName"))
-        if queue.result_queue_url is None:  # pragma: no cover - the function always names it
-            raise QueryFailedError(f"the session function opened no queue for {session_id}")
-        return queue.result_queue_url
-
-    def close_result_queue(self, session_id: str) -> None:
-        """Have the session function delete a session's result queue (gone already is fine)."""
-        self._query(
-            SessionQueueRequest(action="close", session_id=session_id), "SessionFunctionName"
-        )
-
-    # -- the submit workflow -------------------------------------------------------------------
-
+    @raises_grid_errors
     def submit_batch(self, submission: Submission) -> SubmissionReceipt:
-        """Run the submit workflow synchronously for one batch. Retries with the same token are
-        idempotent, so transient failures are retried here with backoff."""
-        stepfunctions = self.endpoints.client("stepfunctions")
-        body = submission.model_dump_json(exclude_none=True)
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            response = stepfunctions.start_sync_execution(
-                stateMachineArn=self.endpoints.output("SubmitWorkflowArn"),
-                name=f"{submission.submission_token[:60]}-{uuid.uuid4().hex[:12]}",
-                input=body,
-            )
-            if response["status"] == "SUCCEEDED":
-                return SubmissionReceipt.model_validate_json(response["output"])
-            error = response.get("error", response["status"])
-            cause = _readable_cause(response.get("cause", ""))
-            retryable = response["status"] == "TIMED_OUT" or error in RETRYABLE_SUBMISSION_ERRORS
-            if not retryable or attempt == SUBMIT_ATTEMPTS:
-                raise SubmissionFailedError(error, cause)
-            _back_off(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run the submit workflow for one ``Submission`` document as it is (``Session.submit``
+        makes them from payloads); retried with backoff, as resubmitting a token is safe."""
+        return self._transport.submit_batch(submission)
 
     # -- the status function ------------------------------------------------------------------
 
-    def _query(self, query: BaseModel, function: str = "StatusFunctionName") -> dict[str, Any]:
-        """Call one of the grid's functions. Every call is safe to repeat (reads, and writes
-        that resume or find their work done), so a transient failure is retried with backoff:
-        the function's own ``RetryableError`` or timeout, or throttling that outlasted
-        botocore's retries."""
-        body = query.model_dump_json(exclude_none=True).encode()
-        for attempt in range(1, QUERY_ATTEMPTS + 1):
-            try:
-                payload, error_type = self._invoke(self.endpoints.output(function), body)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code not in THROTTLED or attempt == QUERY_ATTEMPTS:
-                    raise
-                _back_off(attempt)
-                continue
-            if error_type is None:
-                return payload
-            if error_type not in RETRYABLE_QUERY_ERRORS or attempt == QUERY_ATTEMPTS:
-                raise QueryFailedError(f"{error_type}: {payload.get('errorMessage', payload)}")
-            _back_off(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _invoke(self, function_name: str, body: bytes) -> tuple[dict[str, Any], str | None]:
-        """Invoke a function synchronously: its response, and its error type if it failed."""
-        response = self.endpoints.client("lambda").invoke(FunctionName=function_name, Payload=body)
-        payload: dict[str, Any] = json.loads(response["Payload"].read())
-        if not response.get("FunctionError"):
-            return payload, None
-        return payload, str(payload.get("errorType", response["FunctionError"]))
-
+    @raises_grid_errors
     def status(self, session_id: str, *, exact: bool = False) -> SessionStatus:
         """How many of a session's tasks are in each state.
 
@@ -250,9 +177,9 @@ class Grid:
         between a task's write and its counter write (``status.exact`` is False). ``exact``
         reads every task's state instead (slower: the whole session is read).
         """
-        query = StatusQuery(session_id=session_id, exact=exact)
-        return SessionStatus.model_validate(self._query(query))
+        return self._transport.status(session_id, exact=exact)
 
+    @raises_grid_errors
     def tasks_page(
         self,
         session_id: str,
@@ -269,8 +196,9 @@ class Grid:
             next_token=next_token,
             limit=limit,
         )
-        return TasksPage.model_validate(self._query(query))
+        return self._transport.query(query, TasksPage)
 
+    @raises_grid_errors
     def iter_tasks(
         self, session_id: str, states: Sequence[TaskState] | None = None, page_size: int = 500
     ) -> Iterator[TaskSummary]:
@@ -283,16 +211,19 @@ class Grid:
             if token is None:
                 return
 
+    @raises_grid_errors
     def sessions(self, limit: int = 20) -> list[SessionStatus]:
         """The most recently created sessions, newest first, with their counts (counters)."""
         return self.sessions_page(limit).sessions
 
+    @raises_grid_errors
     def sessions_page(self, limit: int = 20, next_token: str | None = None) -> SessionsList:
         """A page of sessions, newest first; pass its ``next_token`` for the older ones (None:
         no more)."""
         query = SessionsQuery(limit=limit, next_token=next_token)
-        return SessionsList.model_validate(self._query(query))
+        return self._transport.query(query, SessionsList)
 
+    @raises_grid_errors
     def delete_session(
         self, session_id: str, progress: DeleteProgress | None = None
     ) -> DeleteReport:
@@ -300,20 +231,20 @@ class Grid:
         through the delete function (clients have no write access to the table): a call per
         time slice of its work until it is done. Its unfinished tasks never run: the session is
         flagged cancelled first. ``progress(records, objects)`` is called after each call."""
+        request = DeleteRequest(session_id=session_id)
         records = 0
         while True:
-            report = DeleteReport.model_validate(
-                self._query(DeleteRequest(session_id=session_id), "DeleteFunctionName")
-            )
+            report = self._transport.query(request, DeleteReport, "DeleteFunctionName")
             records += report.records_deleted
             if progress is not None:
                 progress(records, report.objects_deleted)
             if report.done:
                 return report.model_copy(update={"records_deleted": records})
 
+    @raises_grid_errors
     def queue_depths(self) -> list[QueueDepth]:
         """Each priority level's queue depth, highest level first."""
-        sqs = self.endpoints.client("sqs")
+        sqs = self._transport.client("sqs")
         attributes = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
@@ -321,10 +252,12 @@ class Grid:
         ]
 
         def read(name: str) -> dict[str, str]:
-            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            found: dict[str, str] = sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=attributes
-            )["Attributes"]
+            with calling("sqs:GetQueueUrl", name):
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            with calling("sqs:GetQueueAttributes", url):
+                found: dict[str, str] = sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=attributes
+                )["Attributes"]
             return found
 
         depths = []
@@ -344,6 +277,7 @@ class Grid:
 
     # -- conveniences -----------------------------------------------------------------------------
 
+    @raises_grid_errors
     def map(
         self,
         payloads: Iterable[JsonValue],
@@ -373,34 +307,33 @@ class Grid:
                 return
             yield from _in_input_order(session, task_ids, timeout)
 
+    @raises_grid_errors
     def fetch_results(self, session_id: str, task_ids: list[str]) -> ResultsPage:
         """Results of the named tasks (100 at most); unfinished ones are listed as missing."""
-        query = ResultsQuery(session_id=session_id, task_ids=task_ids)
-        return ResultsPage.model_validate(self._query(query))
+        return self._transport.fetch_results(session_id, task_ids)
 
+    @raises_grid_errors
+    def value_of(self, result: TaskResult) -> JsonValue:
+        """A finished task's result value, read from S3 if it was stored there (checked against
+        its recorded size and SHA-256). None for a task that has none (failed, cancelled)."""
+        if result.result is None:
+            return None
+        return self._transport.payloads.decode(result.result)
+
+    @raises_grid_errors
     def cancel(self, session_id: str, task_ids: list[str] | None = None) -> CancelReport:
         """Cancel the named tasks (1,000 at most), or every unfinished task of the session.
         Pending tasks never start; running ones are stopped by their agent within a heartbeat;
         a task that finished first keeps its outcome."""
-        cancelled = already_finished = 0
-        token: str | None = None
-        while True:
-            request = CancelRequest(session_id=session_id, task_ids=task_ids, next_token=token)
-            report = CancelReport.model_validate(self._query(request, "CancelFunctionName"))
-            cancelled += report.cancelled
-            already_finished += report.already_finished
-            token = report.next_token
-            if token is None:
-                return CancelReport(
-                    session_id=session_id, cancelled=cancelled, already_finished=already_finished
-                )
+        return self._transport.cancel(session_id, task_ids)
 
+    @raises_grid_errors
     def iter_results(self, session_id: str, page_size: int = 500) -> Iterator[TaskResult]:
         """Every finished task of a session, page by page."""
         token: str | None = None
         while True:
             query = ResultsQuery(session_id=session_id, next_token=token, limit=page_size)
-            page = ResultsPage.model_validate(self._query(query))
+            page = self._transport.query(query, ResultsPage)
             yield from page.results
             token = page.next_token
             if token is None:

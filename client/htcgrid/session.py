@@ -11,9 +11,9 @@ submits its input in chunks as it reads it (``batches``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import math
-import random
 import re
 import time
 import uuid
@@ -22,22 +22,24 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import JsonValue, ValidationError
 
 from htcgrid import batches, reconcile
+from htcgrid._transport import Transport
 from htcgrid.errors import (
+    InvalidRequestError,
     PartialSubmissionError,
     ResultsIncompleteError,
     ResultsTimeoutError,
     SubmissionFailedError,
+    mapped,
+    raises_grid_errors,
 )
-from htcgrid.grid import Grid
 from htcgrid.ledger import Ledger, TaskIds
-from htcgrid_core import keys
-from htcgrid_core.errors import InvalidSubmissionError, PayloadIntegrityError
+from htcgrid_core import aws, keys
+from htcgrid_core.errors import PayloadIntegrityError
 from htcgrid_core.models import (
     MAX_ERROR_MESSAGE_CHARS,
     SESSION_ID_PATTERN,
@@ -70,8 +72,6 @@ DECODE_ATTEMPTS = 3
 #: S3 refused or failed the read, or the bytes are not JSON (``json.JSONDecodeError`` is a
 #: ``ValueError``).
 UNREADABLE = (PayloadIntegrityError, ClientError, BotoCoreError, ValueError)
-#: What SQS answers for a queue that no longer exists.
-QUEUE_GONE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,11 @@ class Completed:
 
 class Session:
     """Submit tasks, then iterate their results as they complete. Use as a context manager so
-    the result queue is removed when done."""
+    the result queue is removed when done. Every error it raises is a ``GridError``."""
 
-    def __init__(self, grid: Grid, session_id: str, result_queue_url: str | None) -> None:
+    def __init__(self, transport: Transport, session_id: str, result_queue_url: str | None) -> None:
         check_session_id(session_id)
-        self.grid = grid
+        self.transport = transport
         self.id = session_id
         self.result_queue_url = result_queue_url
         #: Whether this session opened a result queue (closed with the session). The queue
@@ -153,12 +153,12 @@ class Session:
         self._yielded = 0
 
     @classmethod
-    def open(cls, grid: Grid, session_id: str, stream_results: bool) -> Session:
+    def open(cls, transport: Transport, session_id: str, stream_results: bool) -> Session:
         """Have the session function create the session's result queue (encrypted, TLS-only:
         clients cannot create queues) if it streams results."""
         check_session_id(session_id)
-        url = grid.open_result_queue(session_id) if stream_results else None
-        return cls(grid, session_id, url)
+        url = transport.open_result_queue(session_id) if stream_results else None
+        return cls(transport, session_id, url)
 
     def __enter__(self) -> Session:
         return self
@@ -171,16 +171,18 @@ class Session:
     ) -> None:
         self.close()
 
+    @raises_grid_errors
     def close(self) -> None:
         """Have the session function delete the result queue. Results stay readable through
         the status function."""
         if self.streams_results:
-            self.grid.close_result_queue(self.id)
+            self.transport.close_result_queue(self.id)
             self.streams_results = False
             self.result_queue_url = None
 
     # -- submitting -----------------------------------------------------------------------------
 
+    @raises_grid_errors
     def submit(
         self,
         payloads: Iterable[JsonValue],
@@ -204,27 +206,39 @@ class Session:
         other submissions of the call went out, ``PartialSubmissionError`` says which tasks
         were accepted (they run; ``results()`` yields them) and the token to resubmit with.
         """
-        levels = self.grid.settings.priority_levels
+        levels = self.transport.settings.priority_levels
         if priority is not None and not 0 <= priority < levels:
-            raise InvalidSubmissionError(
-                f"priority: {priority} is not a priority level of this grid (0 to {levels - 1})"
+            raise InvalidRequestError(
+                f"priority: {priority} is not a priority level of this grid (0 to {levels - 1})",
+                "priority",
             )
         token = submission_token or uuid.uuid4().hex
         if len(token) > MAX_TOKEN_CHARS:
-            raise InvalidSubmissionError(
+            raise InvalidRequestError(
                 f"submission_token: {len(token)} characters; at most {MAX_TOKEN_CHARS} (the "
-                "client appends '.<n>' to name each submission of the call)"
+                "client appends '.<n>' to name each submission of the call)",
+                "submission_token",
             )
         if not re.fullmatch(SUBMISSION_TOKEN_PATTERN, token):
-            raise InvalidSubmissionError(
+            raise InvalidRequestError(
                 f"submission_token: {token!r} is not a token (ASCII letters, digits, '_', '.', "
-                "':' and '-', the first a letter or digit)"
+                "':' and '-', the first a letter or digit)",
+                "submission_token",
             )
+        # The overrides every task of the call gets are checked once, up front: a value the
+        # grid refuses (pydantic's error, naming the field) stops the call before any
+        # submission goes out, rather than the first one in flight.
+        TaskSpec(
+            payload=InlineData(inline=None),
+            priority=priority,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+        )
         stream = batches.chunks(
             payloads,
-            inline_threshold_bytes=self.grid.settings.inline_threshold_bytes,
+            inline_threshold_bytes=self.transport.settings.inline_threshold_bytes,
             result_queue_url=self.result_queue_url,
-            max_payload_bytes=self.grid.payloads.max_bytes,
+            max_payload_bytes=self.transport.payloads.max_bytes,
         )
         receipts: dict[int, Receipt] = {}
         sent = 0
@@ -237,8 +251,17 @@ class Session:
                         failure = _settle(in_flight, receipts, FIRST_COMPLETED)
                         if failure is not None:
                             break
+                    # Each submission runs in a copy of the caller's context, as
+                    # ``aws.in_parallel`` does, so context-local state (a request's tracing
+                    # or accounting) follows it into the pool.
                     future = pool.submit(
-                        self._send, token, chunk, priority, timeout_s, max_attempts
+                        contextvars.copy_context().run,
+                        self._send,
+                        token,
+                        chunk,
+                        priority,
+                        timeout_s,
+                        max_attempts,
                     )
                     in_flight[future] = chunk.number
                     sent += 1
@@ -253,6 +276,7 @@ class Session:
             task_ids.append(receipt.digest, receipt.count)
             self._ledger.add(receipt.digest, receipt.count, receipt.sent_at, receipt.first)
         if failure is not None:
+            failure = mapped(failure)
             if sent == 0:
                 raise failure  # nothing reached the grid
             raise PartialSubmissionError(token, task_ids, failure) from failure
@@ -285,7 +309,7 @@ class Session:
             result_queue_url=self.result_queue_url,
         )
         sent_at = time.time()
-        task_ids = self.grid.submit_batch(submission).task_ids
+        task_ids = self.transport.submit_batch(submission).task_ids
         digest = keys.submission_digest(self.id, chunk_token)
         if task_ids != [keys.task_id_for(self.id, chunk_token, i) for i in range(len(chunk))]:
             raise SubmissionFailedError(
@@ -302,7 +326,7 @@ class Session:
         of a session share one object."""
         body = to_json_bytes(payload, what="payload")
         name = hashlib.sha256(body).hexdigest()
-        return self.grid.payloads.encode(payload, payload_key(self.id, name))
+        return self.transport.payloads.encode(payload, payload_key(self.id, name))
 
     # -- results --------------------------------------------------------------------------------
 
@@ -311,17 +335,20 @@ class Session:
         """Tasks submitted through this object whose results it has not yet yielded."""
         return self._ledger.outstanding + len(self._ready)
 
+    @raises_grid_errors
     def status(self, *, exact: bool = False) -> SessionStatus:
         """Counts per state, from the grid (see ``Grid.status``)."""
-        return self.grid.status(self.id, exact=exact)
+        return self.transport.status(self.id, exact=exact)
 
+    @raises_grid_errors
     def cancel(self, task_ids: list[str] | None = None) -> CancelReport:
         """Cancel the named tasks, or all of this session's unfinished tasks. Their results
         (state CANCELLED) still come out of ``results()``."""
-        report = self.grid.cancel(self.id, task_ids)
+        report = self.transport.cancel(self.id, task_ids)
         self._reconcile_due = True  # no agent reports a task it never ran
         return report
 
+    @raises_grid_errors
     def results(self, timeout: float | None = None) -> Iterator[Completed]:
         """Yield each submitted task's result once, in completion order, until none is
         outstanding. Raises ``ResultsTimeoutError`` if ``timeout`` seconds pass first.
@@ -384,20 +411,14 @@ class Session:
     def _receive(self, wait_s: int) -> int:
         """Take one long poll's notices: their results join the ready results, their changed
         tasks are read on this turn. Returns how many results were accepted."""
-        sqs = self.grid.endpoints.client("sqs")
-        try:
-            response = sqs.receive_message(
-                QueueUrl=self.result_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in QUEUE_GONE:
-                raise
+        assert self.result_queue_url is not None  # results() polls only a queue it has
+        messages = self.transport.receive_notices(self.result_queue_url, wait_s)
+        if messages is None:
             # Deleted under us (by anyone holding the client policy and calling the session
             # function): no notice can come any more, so read the results back from the table.
             self.result_queue_url = None
             self._reconcile_due = True
             return 0
-        messages = response.get("Messages", [])
         accepted = 0
         for message in messages:
             try:
@@ -411,16 +432,14 @@ class Session:
             self._changed.extend(t for t in notice.changed if t in self._ledger)
         if messages:
             # Everything these notices carried is now in ``_ready`` or ``_changed``.
-            entries: list[Any] = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ]
-            sqs.delete_message_batch(QueueUrl=self.result_queue_url, Entries=entries)
+            handles = [message["ReceiptHandle"] for message in messages]
+            self.transport.delete_notices(self.result_queue_url, handles)
         return accepted
 
     def _reconcile(self, *, forced: bool) -> None:
         """One turn of reading outstanding tasks back from the table: as many as the counters
         say are missing, a bounded number (``reconcile``)."""
-        finished = self.grid.status(self.id).finished
+        finished = self.transport.status(self.id).finished
         pages = self._reconciliation.pages(finished, self._yielded, forced=forced)
         found = self._fetch(self._ledger.next_outstanding(pages * reconcile.PAGE))
         self._reconciliation.turned(time.monotonic(), found)
@@ -429,10 +448,11 @@ class Session:
         """Where a task submitted through this object stands in its ``submit`` call's input."""
         return self._ledger.position(task_id)
 
+    @raises_grid_errors
     def read_back(self, task_ids: list[str]) -> list[Completed]:
         """Results of tasks already yielded, read again from the grid (100 at most), in the
         order given. Raises ``ResultsIncompleteError`` if one has none."""
-        page = self.grid.fetch_results(self.id, task_ids)
+        page = self.transport.fetch_results(self.id, task_ids)
         by_id = {result.task_id: result for result in page.results}
         missing = [t for t in task_ids if t not in by_id]
         if missing:
@@ -450,7 +470,7 @@ class Session:
         """Read the named tasks; accept the finished ones. Returns how many were accepted."""
         accepted = 0
         for start in range(0, len(task_ids), reconcile.PAGE):
-            page = self.grid.fetch_results(self.id, task_ids[start : start + reconcile.PAGE])
+            page = self.transport.fetch_results(self.id, task_ids[start : start + reconcile.PAGE])
             accepted += self._accept(page.results)
         return accepted
 
@@ -478,7 +498,7 @@ class Session:
             return None, None
         for attempt in range(1, DECODE_ATTEMPTS + 1):
             try:
-                return self.grid.payloads.decode(result.result), None
+                return self.transport.payloads.decode(result.result), None
             except UNREADABLE as error:
                 if attempt == DECODE_ATTEMPTS:
                     return None, TaskError(
@@ -490,7 +510,7 @@ class Session:
                         at=time.time(),
                         retryable=False,
                     )
-                time.sleep(min(2.0, 0.2 * 2**attempt) * random.random())  # noqa: S311 - jitter
+                aws.back_off(attempt, base_s=0.2, cap_s=2.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -498,9 +518,10 @@ def check_session_id(session_id: str) -> None:
     """Refuse, naming the field, a session id the grid would refuse, before the client names
     a result queue or an S3 key with it or makes any call."""
     if not re.fullmatch(SESSION_ID_PATTERN, session_id):
-        raise InvalidSubmissionError(
+        raise InvalidRequestError(
             f"session_id: {session_id[:60]!r} is not a session id (1 to 48 ASCII letters, "
-            "digits, '_' and '-', the first a letter or digit)"
+            "digits, '_' and '-', the first a letter or digit)",
+            "session_id",
         )
 
 

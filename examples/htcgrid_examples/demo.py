@@ -18,16 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
+from htcgrid_core.percentiles import percentile
 from htcgrid_examples.pricing import check, random_option
 from htcgrid_local.grid import LocalGrid
 
 HANDLER = "htcgrid_examples.pricing:handler"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
 def run(tasks: int, agents: int, slots: int, prefetch: int, console: Console) -> str:

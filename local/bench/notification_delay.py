@@ -15,10 +15,10 @@ queue, and the client's long poll. Two runs on a local grid (2 agents, 4 slots, 
 from __future__ import annotations
 
 import argparse
-import statistics
 
 from htcgrid import Completed, Grid
 from htcgrid.connection import GridEndpoints
+from htcgrid_core.percentiles import percentile
 from htcgrid_local.grid import LocalGrid
 
 HANDLER = "htcgrid_examples.scripted:handler"
@@ -33,10 +33,10 @@ def delays_ms(results: list[Completed]) -> list[float]:
 
 
 def describe(name: str, delays: list[float]) -> str:
-    cuts = statistics.quantiles(delays, n=100, method="inclusive")
+    p50, p90, p99 = (percentile(delays, fraction) for fraction in (0.5, 0.9, 0.99))
     return (
-        f"{name:<8} n={len(delays):<4} p50 {cuts[49]:7.1f} ms   p90 {cuts[89]:7.1f} ms   "
-        f"p99 {cuts[98]:7.1f} ms   max {max(delays):7.1f} ms"
+        f"{name:<8} n={len(delays):<4} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms   "
+        f"p99 {p99:7.1f} ms   max {max(delays):7.1f} ms"
     )
 
 

@@ -171,10 +171,12 @@ def test_cli_submits_waits_and_reads_status_and_results(local_grid: LocalGrid) -
     assert len(results.stdout.splitlines()) == 2
 
 
-def test_cli_reports_a_rejected_submission_with_exit_code_1(local_grid: LocalGrid) -> None:
+def test_cli_refuses_a_priority_the_grid_has_not_with_exit_code_2(local_grid: LocalGrid) -> None:
     rejected = run_cli(local_grid, "submit", "--priority", "7", '{"value": 1}')
-    assert rejected.returncode == 1
-    assert "priority" in rejected.stderr
+    assert rejected.returncode == 2  # input the client refuses, naming the field
+    assert rejected.stderr.splitlines() == [
+        "invalid input: priority: 7 is not a priority level of this grid (0 to 2)"
+    ]
 
 
 def test_cli_rejects_a_payload_that_is_not_json_with_exit_code_2(local_grid: LocalGrid) -> None:

@@ -13,10 +13,20 @@ import time
 import pytest
 from pydantic import JsonValue
 
-from htcgrid import Completed, Grid, PartialSubmissionError, ResultsTimeoutError, Session, reconcile
+from htcgrid import (
+    Completed,
+    Grid,
+    GridClosedError,
+    InvalidRequestError,
+    PartialSubmissionError,
+    ResultsTimeoutError,
+    Session,
+    reconcile,
+)
 from htcgrid.connection import GridEndpoints
 from htcgrid_core import aws
 from htcgrid_core.counters import SessionCounters
+from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     Data,
     InlineData,
@@ -56,7 +66,7 @@ def notify(session: Session, *results: TaskResult) -> None:
     """Send a result notice to the session's result queue, as an agent does."""
     assert session.result_queue_url
     body = ResultNotice(results=list(results), sent_at=time.time()).model_dump_json()
-    session.grid.endpoints.client("sqs").send_message(
+    session.transport.client("sqs").send_message(
         QueueUrl=session.result_queue_url, MessageBody=body
     )
 
@@ -154,7 +164,7 @@ def test_notices_that_are_not_notices_are_dropped_and_the_genuine_one_is_yielded
     with client.open_session() as session:
         (task_id,) = session.submit([{"value": 1}])
         assert session.result_queue_url
-        sqs = session.grid.endpoints.client("sqs")
+        sqs = session.transport.client("sqs")
         genuine = finished(session, task_id, InlineData(inline="genuine"))
         # GIVEN bodies on the result queue that are not result notices: not JSON, a notice
         # with a field no notice has, and one whose result is not a result
@@ -186,7 +196,7 @@ def test_a_result_queue_deleted_under_the_session_falls_back_to_the_table(
         record_successes(grid, session, task_ids)
         # GIVEN someone else (any holder of the client policy) deleted the session's queue
         other = Grid(client.endpoints)
-        other.close_result_queue(session.id)
+        other.transport.close_result_queue(session.id)
         # THEN the session still yields every result, read back from the table
         results = {done.task_id: done.value for done in session.results(timeout=30)}
     assert results == {task_id: i for i, task_id in enumerate(task_ids)}
@@ -228,8 +238,11 @@ def test_a_submit_stopped_part_way_says_what_was_accepted_and_resubmitting_finis
         with pytest.raises(PartialSubmissionError) as stopped:
             session.submit(bad)
         error = stopped.value
-        assert error.error == "InvalidSubmissionError"
+        # What stopped it is the client's error for the core's refusal, the cause of each.
+        assert error.error == "InvalidRequestError"
         assert "payloads[1200]" in error.cause
+        assert isinstance(error.__cause__, InvalidRequestError)
+        assert isinstance(error.__cause__.__cause__, InvalidSubmissionError)
         accepted = error.task_ids
         assert 0 < len(accepted) <= 1200
         assert session.outstanding == len(accepted)  # they run: their results will come
@@ -251,13 +264,13 @@ def test_quiet_turns_read_no_more_tasks_than_the_counters_say_finished(
         task_ids = session.submit([{"value": i} for i in range(1000)])
         record_successes(grid, session, task_ids[:5])
         read: list[str] = []
-        fetch = client.fetch_results
+        fetch = session.transport.fetch_results
 
         def counted(session_id: str, task_ids: list[str]) -> ResultsPage:
             read.extend(task_ids)
             return fetch(session_id, task_ids)
 
-        monkeypatch.setattr(client, "fetch_results", counted)
+        monkeypatch.setattr(session.transport, "fetch_results", counted)
         # WHEN the session waits through several quiet turns
         found: list[Completed] = []
         with pytest.raises(ResultsTimeoutError):
@@ -304,3 +317,20 @@ def test_a_task_yielded_failed_is_not_yielded_again_after_a_redrive(client: Grid
         # final for it (the grid's record, read with fetch_results, has the new outcome)
         rest = list(session.results(timeout=30))
     assert [(r.task_id, r.value) for r in rest] == [(second, 2)]
+
+
+@pytest.mark.shared_stack
+def test_a_grid_in_a_with_block_streams_a_sessions_results_and_is_closed_after_it(
+    client: Grid,
+) -> None:
+    endpoints = client.endpoints
+    with Grid(GridEndpoints.for_emulator(endpoints.outputs, str(endpoints.endpoint_url))) as grid:
+        with grid.open_session() as session:
+            (task_id,) = session.submit([{"value": 1}])
+            notify(session, finished(session, task_id, InlineData(inline="done")))
+            (done,) = session.results(timeout=30)
+        assert done.value == "done"
+        # The session's own block removed its result queue, through the open grid.
+        assert grid.status(session.id).total == 1
+    with pytest.raises(GridClosedError):
+        grid.status(session.id)

@@ -16,7 +16,8 @@ import pytest
 from rich.console import Console
 
 from htcgrid.cli import tasks
-from htcgrid.cli.common import EXIT_OK, Context
+from htcgrid.cli.common import Context
+from htcgrid.cli.exit_codes import EXIT_OK
 from htcgrid_core.models import TaskState
 
 TASKS = ["t0", "t1", "t2"]
@@ -38,7 +39,6 @@ class ScriptedGrid:
     def __init__(self, finish_at: Sequence[int]) -> None:
         self.finish_at = dict(zip(TASKS, finish_at, strict=True))
         self.tick = 0
-        self.payloads = SimpleNamespace(decode=lambda data: data)
 
     def _now(self) -> int:
         self.tick += 1
@@ -46,6 +46,9 @@ class ScriptedGrid:
 
     def _finished(self, now: int) -> list[str]:
         return [t for t in TASKS if self.finish_at[t] <= now]
+
+    def value_of(self, result: _Result) -> None:
+        return result.result
 
     def status(self, session_id: str) -> SimpleNamespace:
         self._now()

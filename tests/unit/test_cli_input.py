@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from htcgrid import cli
-from htcgrid.cli.common import EXIT_USAGE
+from htcgrid.cli import app
+from htcgrid.cli.exit_codes import EXIT_USAGE
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +18,7 @@ def no_grid(monkeypatch: pytest.MonkeyPatch) -> None:
     def connect(args: argparse.Namespace) -> None:
         pytest.fail("the command connected to a grid with input it should have refused")
 
-    monkeypatch.setattr(cli, "_connect", connect)
+    monkeypatch.setattr(app, "_connect", connect)
 
 
 def submit(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -10,17 +10,14 @@ from typing import Any
 
 from rich.console import Console
 
+from htcgrid.errors import InvalidRequestError
 from htcgrid.grid import Grid
 
-#: Exit codes (documented in ``htcgrid --help``).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
-
-#: A command: the context in, an exit code out.
+#: A command: the context in, an exit code out (``exit_codes``).
 Command = Callable[["Context"], int]
 
 
-class UsageError(Exception):
+class UsageError(InvalidRequestError):
     """The command line makes no sense (exit code 2)."""
 
 
@@ -44,6 +41,11 @@ class Context:
         if self._grid is None:
             self._grid = self.connect()
         return self._grid
+
+    def close(self) -> None:
+        """Close the grid, if the command connected to one."""
+        if self._grid is not None:
+            self._grid.close()
 
     def emit(self, document: Any) -> None:
         """One JSON document: a line on stdout with ``--json``, pretty-printed otherwise."""

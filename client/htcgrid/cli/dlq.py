@@ -7,7 +7,8 @@ import datetime as dt
 
 from rich.table import Table
 
-from htcgrid.cli.common import EXIT_OK, Context, UsageError, add_command
+from htcgrid.cli.common import Context, add_command
+from htcgrid.cli.exit_codes import EXIT_OK
 from htcgrid.deadletters import DeadLetterQueues
 
 
@@ -18,10 +19,7 @@ def _levels(context: Context) -> DeadLetterQueues:
 def list_dead_letters(context: Context) -> int:
     args = context.args
     queues = _levels(context)
-    try:
-        letters = queues.list(args.priority, args.limit)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    letters = queues.list(args.priority, args.limit)
     depths = [d for d in queues.depths() if args.priority in (None, d.priority)]
     if context.json:
         for depth in depths:
@@ -74,10 +72,7 @@ def list_dead_letters(context: Context) -> int:
 
 def redrive(context: Context) -> int:
     args = context.args
-    try:
-        report = _levels(context).redrive(args.priority, args.session, args.limit)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    report = _levels(context).redrive(args.priority, args.session, args.limit)
     document = {
         "redriven": report.redriven,
         "requeued": report.requeued,

@@ -11,7 +11,8 @@ from typing import TypeVar
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from htcgrid.cli.common import EXIT_OK, Context, UsageError, add_command
+from htcgrid.cli.common import Context, UsageError, add_command
+from htcgrid.cli.exit_codes import EXIT_OK
 from htcgrid_core.models import Document, SessionStatus, TaskState, TaskSummary
 
 RowT = TypeVar("RowT", bound=Document)

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pydantic import JsonValue
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from htcgrid.cli.common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Context, UsageError, add_command
+from htcgrid.cli.common import Context, UsageError, add_command
+from htcgrid.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT
 from htcgrid_core.models import TaskResult, TaskState
 
 #: Unfinished tasks polled per status call by ``results --follow``, and its poll intervals.
@@ -26,7 +27,10 @@ def _payloads(args: argparse.Namespace) -> Iterator[JsonValue]:
         except ValueError as error:
             raise UsageError(f"payload {index + 1} is not JSON: {error}") from None
     if args.file:
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        try:
+            stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        except OSError as error:
+            raise UsageError(f"{args.file}: {error.strerror}") from error
         with stream:
             try:
                 for number, line in enumerate(stream, start=1):
@@ -53,7 +57,7 @@ def progress_bar(context: Context, what: str) -> Progress:
 
 
 def _emit_result(context: Context, result: TaskResult) -> None:
-    value = context.grid.payloads.decode(result.result) if result.result is not None else None
+    value = context.grid.value_of(result)
     context.emit({**result.model_dump(mode="json"), "value": value})
 
 

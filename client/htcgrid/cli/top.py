@@ -9,7 +9,6 @@ tasks between two readings, so even ``--once`` takes two, ``--interval`` apart.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +17,12 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from htcgrid.cli.common import EXIT_OK, Context, add_command
+from htcgrid.cli.common import Context, add_command
+from htcgrid.cli.exit_codes import EXIT_OK
 from htcgrid.cli.sessions import status_table
 from htcgrid.grid import Grid, QueueDepth
 from htcgrid_core.models import SessionStatus, TaskState
+from htcgrid_core.percentiles import percentile
 
 #: Finished tasks read per session for the latency sample, and sessions sampled at most.
 LATENCY_SAMPLE = 100
@@ -63,12 +64,14 @@ def latency_sample(grid: Grid, sessions: list[SessionStatus]) -> list[float]:
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:
+    """The sample's p50, p90 and p99 (None for no sample)."""
     if not values:
         return None
-    if len(values) == 1:
-        return {"p50": values[0], "p90": values[0], "p99": values[0]}
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": cuts[49], "p90": cuts[89], "p99": cuts[98]}
+    return {
+        "p50": percentile(values, 0.5),
+        "p90": percentile(values, 0.9),
+        "p99": percentile(values, 0.99),
+    }
 
 
 def summary(before: Reading, after: Reading, latency: list[float]) -> dict[str, Any]:

@@ -84,10 +84,16 @@ def s3(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
     return client("s3", endpoint_url, region)  # type: ignore[no-any-return]
 
 
+def back_off(attempt: int, *, base_s: float, cap_s: float) -> None:
+    """Wait before the next try of a call after try ``attempt`` failed: capped exponential
+    (``base_s * 2**attempt``, at most ``cap_s``), full jitter."""
+    time.sleep(min(cap_s, base_s * 2**attempt) * random.random())  # noqa: S311 - jitter
+
+
 def pause_before_resend(attempt: int) -> None:
     """Back off before re-sending the items of a batch call that AWS left unprocessed (boto3
-    retries failed requests, not partly failed ones): capped exponential, full jitter."""
-    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter
+    retries failed requests, not partly failed ones)."""
+    back_off(attempt, base_s=0.05, cap_s=2.0)
 
 
 def in_parallel(

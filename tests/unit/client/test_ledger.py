@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from htcgrid import Completed, Grid, Session
+from htcgrid import Completed, Session, Transport
 from htcgrid import grid as grid_module
 from htcgrid.connection import GridEndpoints
 from htcgrid.ledger import Ledger, TaskIds
@@ -124,9 +124,9 @@ def test_map_in_input_order_keeps_a_bounded_window_and_reads_the_rest_back(
     assert all(len(call) <= 100 for call in stub.read_back_calls)
 
 
-class LocalTransportGrid(Grid):
-    """A grid whose submit workflow is answered by the client itself: the receipt the workflow
-    would return, without AWS (for measuring the client alone)."""
+class LocalTransport(Transport):
+    """A transport whose submit workflow is answered by the client itself: the receipt the
+    workflow would return, without AWS (for measuring the client alone)."""
 
     def submit_batch(self, submission: Submission) -> SubmissionReceipt:
         return SubmissionReceipt(
@@ -140,8 +140,7 @@ class LocalTransportGrid(Grid):
 
 
 def test_a_large_submission_holds_a_few_bytes_per_task(offline_endpoints: GridEndpoints) -> None:
-    grid = LocalTransportGrid(offline_endpoints)
-    session = Session(grid, SESSION, None)
+    session = Session(LocalTransport(offline_endpoints), SESSION, None)
     tasks = 30_000
     tracemalloc.start()
     try:
