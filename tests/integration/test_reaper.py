@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -46,10 +47,12 @@ def queue_depth(grid: GridResources, priority: int) -> tuple[int, int]:
 
 
 def test_a_dead_workers_leased_task_is_retried_by_the_reaper_and_nothing_is_left_behind(
-    grid: GridResources, grid_settings: GridSettings, session_id: str
+    grid: GridResources, grid_settings: GridSettings, session_id: str, tmp_path: Path
 ) -> None:
     # GIVEN a long (leased) task whose agent dies mid-task, its lease short for the test
-    (task_id,) = submit(grid, session_id, [{"value": "v", "sleep": 1}], timeout_s=600).task_ids
+    started = tmp_path / "started"
+    payload = {"value": "v", "sleep": 1, "touch": str(started)}
+    (task_id,) = submit(grid, session_id, [payload], timeout_s=600).task_ids
     env = {
         **os.environ,
         **grid_settings.as_environment(),
@@ -60,13 +63,10 @@ def test_a_dead_workers_leased_task_is_retried_by_the_reaper_and_nothing_is_left
         [sys.executable, "-m", "htcgrid_agent", "--handler", HANDLER, "--long-poll", "1"], env=env
     )
     try:
-        wait_for(
-            lambda: (
-                grid.table.get_records(session_id, [task_id])[task_id].state is TaskState.RUNNING
-            ),
-            timeout_s=60,
-            what="the agent to claim the task",
-        )
+        # Killed once its handler runs: by then the agent has claimed the task and tied its
+        # message's visibility to the lease (killed between the two, the message would stay
+        # hidden for the queue's whole visibility timeout, which this test does not wait out).
+        wait_for(started.exists, timeout_s=60, what="the agent to start the task")
     finally:
         agent.send_signal(signal.SIGKILL)
         agent.wait()
