@@ -258,7 +258,7 @@ def client_paths(client: Grid) -> str:
     return session.id
 
 
-def stranded_paths(client: Grid, resources: GridResources) -> None:
+def stranded_paths(client: Grid, grid: LocalGrid, resources: GridResources) -> None:
     """A submission whose workflow died between persisting and dispatching it is dispatched by
     the reaper's sweep once its dispatch deadline has passed, and its task runs. The test plays
     the dead workflow (as "external": its resources carry no app id)."""
@@ -269,8 +269,11 @@ def stranded_paths(client: Grid, resources: GridResources) -> None:
         tasks=[TaskSpec(payload=InlineData(inline={"value": 4}))],
     )
     (task_id,) = persist_submission(submission, resources).task_ids
-    resources.table.client.update_item(
-        TableName=resources.table.name,
+    with pytest.MonkeyPatch.context() as anonymous:
+        anonymous.delenv(APP_ID_VARIABLE)
+        dynamodb = emulator_client("dynamodb", grid.endpoint_url, iam.REGION)
+    dynamodb.update_item(
+        TableName=resources.settings.table_name,
         Key=keys.submission_key(session_id, "stranded"),
         UpdateExpression="SET lease_expires_at = :past",
         ExpressionAttributeValues={":past": {"N": "1"}},
@@ -393,7 +396,7 @@ def run_code_paths() -> tuple[Accounting, dict[str, str], str]:
             env.setenv(APP_ID_VARIABLE, "htcgrid-client")  # read by the boto3 clients made below
             client = Grid.connect(STACK, endpoint_url=grid.endpoint_url, region=iam.REGION)
             session_id = client_paths(client)
-            stranded_paths(client, resources)
+            stranded_paths(client, grid, resources)
             reopened_queue_paths(client, grid)
             lease_paths(client, grid, resources)
             dead_letter_paths(client, grid, resources, env)
