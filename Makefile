@@ -1,6 +1,7 @@
 # htcgrid: a newcomer's entry points. `make help` lists them.
 # Every target creates what it needs on a fresh machine: the dev environment in .venv, the SAM
-# and checkov tool environments in .tools/ (they pin their own boto3, so they live apart).
+# and checkov tool environments in .tools/ (they pin their own boto3, so they live apart), the docs
+# site's in .tools/docs.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help dev runtimes demo chaos bench compare test lint lint-python lint-template schemas local-up local-down clean
+.PHONY: help dev runtimes demo chaos bench compare test lint lint-python lint-template docs schemas local-up local-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +59,21 @@ lint-template: ## cfn-lint, sam validate --lint, sam build, checkov (tool envs i
 lint-k8s: ## render the EKS overlays; schemas, checkov, cfn-lint of compute/eks (tools in .tools/)
 	bash scripts/lint-k8s.sh
 
+# The docs site's tools live apart from .venv (requirements-docs.txt says why); the venv is made
+# again whenever the pins change. MkDocs' own banner about its 2.0 is silenced: it is advice, and
+# a build log should hold only what the build found.
+DOCS_VENV := .tools/docs
+DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell cksum < requirements-docs.txt | cut -d' ' -f1)
+
+$(DOCS_STAMP): requirements-docs.txt
+	rm -rf $(DOCS_VENV)
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-docs.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP) ## build the docs site into site/ (mkdocs --strict: a broken link or API reference fails)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict --quiet
+
 schemas: dev ## regenerate docs/schema/ from the core's documents
 	$(BIN)/python -m htcgrid_core.schema docs/schema
 
@@ -68,4 +84,4 @@ local-down: dev ## stop the local grid
 	$(BIN)/htcgrid-local down
 
 clean: ## remove environments and build output
-	rm -rf $(VENV) .tools .aws-sam .htcgrid .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .aws-sam .htcgrid .mypy_cache .ruff_cache .pytest_cache site
