@@ -128,7 +128,7 @@ def matcher(query: str) -> Callable[[dict[str, Any]], bool]:
     return keeps
 
 
-@pytest.mark.parametrize("query", queries(), ids=lambda q: q.split("\n")[1][:40])
+@pytest.mark.parametrize("query", queries(), ids=lambda q: q.split("\n")[0][:40])
 def test_a_logs_insights_query_finds_lines_with_every_field_it_uses(
     query: str, written: list[dict[str, Any]]
 ) -> None:
