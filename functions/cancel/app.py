@@ -7,8 +7,9 @@ from typing import Any
 
 from htcgrid_core.cancellation import cancel
 from htcgrid_core.counters import SessionCounters
+from htcgrid_core.metrics_catalogue import TASKS_CANCELLED
 from htcgrid_core.models import CancelRequest
-from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint, logger
 from htcgrid_core.resources import get_resources
 from htcgrid_core.submissions import parse_document
 
@@ -19,5 +20,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(session_id=request.session_id)
     grid = get_resources()
     report = cancel(request, grid.table, SessionCounters.from_resources(grid))
-    metrics.add_metric(name="TasksCancelled", unit="Count", value=report.cancelled)
+    emit(TASKS_CANCELLED, report.cancelled)
     return report.model_dump(mode="json")

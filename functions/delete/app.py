@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from htcgrid_core import aws
+from htcgrid_core.metrics_catalogue import RECORDS_DELETED
 from htcgrid_core.models import DeleteRequest
-from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint, logger
 from htcgrid_core.resources import get_resources
 from htcgrid_core.sessions import delete_session
 from htcgrid_core.submissions import parse_document
@@ -33,5 +34,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request.session_id,
         deadline=time.monotonic() + DELETE_SLICE_S,
     )
-    metrics.add_metric(name="RecordsDeleted", unit="Count", value=report.records_deleted)
+    emit(RECORDS_DELETED, report.records_deleted)
     return report.model_dump(mode="json")

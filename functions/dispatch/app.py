@@ -5,8 +5,9 @@ Second step of the submit workflow. Its output is what the client's submit call 
 
 from typing import Any
 
+from htcgrid_core.metrics_catalogue import TASKS_DISPATCHED
 from htcgrid_core.models import DispatchBatch
-from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint, logger
 from htcgrid_core.resources import get_resources
 from htcgrid_core.submissions import dispatch_submission, parse_document
 
@@ -16,5 +17,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     batch = parse_document(DispatchBatch, event)
     logger.append_keys(session_id=batch.session_id)
     receipt = dispatch_submission(batch, get_resources())
-    metrics.add_metric(name="TasksDispatched", unit="Count", value=len(batch.messages))
+    emit(TASKS_DISPATCHED, len(batch.messages))
     return receipt.model_dump(mode="json")

@@ -9,8 +9,9 @@ ReaperReport whose batches the workflow hands to the retry workflow.
 import time
 from typing import Any
 
+from htcgrid_core.metrics_catalogue import LEASES_EXPIRED, TASKS_DEAD_LETTERED, TASKS_REDISPATCHED
 from htcgrid_core.models import ReaperInput
-from htcgrid_core.observability import lambda_entrypoint, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint
 from htcgrid_core.reaper import (
     find_expired_leases,
     redispatch_stranded_submissions,
@@ -21,9 +22,9 @@ from htcgrid_core.submissions import parse_document
 
 #: Each sweep, and the metric of what it found.
 SWEEPS = {
-    "leases": (find_expired_leases, "LeasesExpired"),
-    "dead_letters": (sweep_dead_letters, "TasksDeadLettered"),
-    "submissions": (redispatch_stranded_submissions, "TasksRedispatched"),
+    "leases": (find_expired_leases, LEASES_EXPIRED),
+    "dead_letters": (sweep_dead_letters, TASKS_DEAD_LETTERED),
+    "submissions": (redispatch_stranded_submissions, TASKS_REDISPATCHED),
 }
 
 
@@ -33,5 +34,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     grid = get_resources()
     sweep, metric = SWEEPS[request.sweep]
     report = sweep(grid, time.time(), grid.settings.reaper_batch_limit)
-    metrics.add_metric(name=metric, unit="Count", value=report.found)
+    emit(metric, report.found)
     return report.model_dump(mode="json")

@@ -7,8 +7,9 @@ workflow); returns a RetryReport.
 import time
 from typing import Any
 
+from htcgrid_core.metrics_catalogue import ATTEMPTS_RETRIED, TASKS_FAILED
 from htcgrid_core.models import RetryRequest
-from htcgrid_core.observability import lambda_entrypoint, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint
 from htcgrid_core.resources import get_resources
 from htcgrid_core.retries import decide
 from htcgrid_core.submissions import parse_document
@@ -18,6 +19,6 @@ from htcgrid_core.submissions import parse_document
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_document(RetryRequest, event)
     report = decide(request, get_resources(), time.time())
-    metrics.add_metric(name="AttemptsRetried", unit="Count", value=len(report.retried))
-    metrics.add_metric(name="TasksFailed", unit="Count", value=len(report.failed))
+    emit(ATTEMPTS_RETRIED, len(report.retried))
+    emit(TASKS_FAILED, len(report.failed))
     return report.model_dump(mode="json")

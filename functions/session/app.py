@@ -7,8 +7,9 @@ creates each result queue encrypted and TLS-only, under this stack's name.
 
 from typing import Any
 
+from htcgrid_core.metrics_catalogue import RESULT_QUEUES_CLOSED, RESULT_QUEUES_OPENED
 from htcgrid_core.models import SessionQueueRequest
-from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint, logger
 from htcgrid_core.resources import get_resources
 from htcgrid_core.result_queues import close_queue, open_queue
 from htcgrid_core.submissions import parse_document
@@ -22,8 +23,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if request.action == "open":
         # The queue lives in this function's own partition, region and account.
         queue = open_queue(grid, request.session_id, context.invoked_function_arn)
-        metrics.add_metric(name="ResultQueuesOpened", unit="Count", value=1)
+        emit(RESULT_QUEUES_OPENED, 1)
     else:
         queue = close_queue(grid, request.session_id)
-        metrics.add_metric(name="ResultQueuesClosed", unit="Count", value=1)
+        emit(RESULT_QUEUES_CLOSED, 1)
     return queue.model_dump(mode="json")

@@ -8,8 +8,9 @@ SessionsQuery.
 from typing import Any
 
 from htcgrid_core.counters import SessionCounters
+from htcgrid_core.metrics_catalogue import STATUS_QUERIES
 from htcgrid_core.models import SessionsQuery, StatusFunctionInput, StatusQuery, TasksQuery
-from htcgrid_core.observability import lambda_entrypoint, logger, metrics
+from htcgrid_core.observability import emit, lambda_entrypoint, logger
 from htcgrid_core.resources import get_resources
 from htcgrid_core.results import fetch_results
 from htcgrid_core.sessions import list_sessions, list_tasks, status_of
@@ -19,7 +20,7 @@ from htcgrid_core.submissions import parse_document
 @lambda_entrypoint
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     query = parse_document(StatusFunctionInput, event).root
-    metrics.add_metric(name=f"{query.action.capitalize()}Queries", unit="Count", value=1)
+    emit(STATUS_QUERIES[query.action], 1)
     grid = get_resources()
     if isinstance(query, SessionsQuery):
         counters = SessionCounters.from_resources(grid)

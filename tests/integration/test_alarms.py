@@ -137,3 +137,11 @@ def test_a_reaper_that_has_not_succeeded_for_minutes_alarms_even_if_it_never_ran
     assert silence["EvaluationPeriods"] == silence["DatapointsToAlarm"] == "7"
     assert (silence["ComparisonOperator"], silence["Threshold"]) == ("LessThanThreshold", 1)
     assert silence["TreatMissingData"] == "breaching"
+
+
+def test_the_submit_workflow_alarms_when_executions_fail_or_time_out(
+    rendered: dict[str, Any],
+) -> None:
+    machine = "AWS::StepFunctions::StateMachine"
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut"):
+        assert (metric, machine, "SubmitWorkflow") in watched(rendered)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from botocore.config import Config
 
-from htcgrid_core import faults
+from htcgrid_core import faults, throttles
 from htcgrid_core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def make_client(
         region_name=region,
         config=config,
     )
+    throttles.watch(made)
     fault_spec = get_settings().faults
     if fault_spec:
         faults.install(made, faults.parse(fault_spec))

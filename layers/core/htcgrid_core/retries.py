@@ -72,13 +72,16 @@ def decide(request: RetryRequest, grid: GridPorts, now: float) -> RetryReport:
             earlier = _recorded_before(failure, rejected.current if task else None)
             if earlier is None:
                 stale.append(failure.task_id)
+                _log_decision(failure, "stale")
                 continue
             record = earlier
         if record.state is TaskState.PENDING:
             retries.append(record.message())
             delays.append(retry_delay_s(failure.attempt))
+            _log_decision(failure, "retried")
         else:
             failed.append(record)
+            _log_decision(failure, "failed")
     # Counted once, by the write that failed the task (a retried request's earlier write was
     # counted by its first try, or not at all if that died: counters may trail, never lead).
     counters = SessionCounters.from_resources(grid)
@@ -95,6 +98,24 @@ def decide(request: RetryRequest, grid: GridPorts, now: float) -> RetryReport:
         retried=[m.task_id for m in retries],
         failed=[r.task_id for r in failed],
         stale=stale,
+    )
+
+
+def _log_decision(failure: AttemptFailure, decision: str) -> None:
+    """One line per failed attempt, with the keys the agent logs it under (session_id,
+    task_id, attempt) and what became of it: retried, failed (for good) or stale (its
+    attempt was already over)."""
+    logger.info(
+        "failed attempt decided",
+        extra={
+            "session_id": failure.session_id,
+            "task_id": failure.task_id,
+            "attempt": failure.attempt,
+            "decision": decision,
+            "error_type": failure.error.type,
+            "error_message": failure.error.message,
+            "retryable": failure.error.retryable,
+        },
     )
 
 

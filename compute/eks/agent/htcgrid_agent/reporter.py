@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from botocore.exceptions import BotoCoreError, ClientError
 
 from htcgrid_agent.log import logger
+from htcgrid_agent.metrics import NOTICES
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import RetryableError
 from htcgrid_core.models import ResultNotice, TaskResult, TaskState
@@ -122,12 +123,16 @@ class Reporter:
             changed, self._changed = self._changed, defaultdict(list)
             deletes, self._deletes = self._deletes, defaultdict(list)
         for url in set(results) | set(changed):
+            notices = pack_notices(results[url], changed[url])
             try:
-                self._queues.notify(url, pack_notices(results[url], changed[url]))
+                self._queues.notify(url, notices)
             except (ClientError, BotoCoreError, RetryableError) as error:
+                NOTICES.labels("failed").inc(len(notices))
                 # The session's result queue is gone (its client closed it) or unreachable:
                 # the results are recorded in the table, so the client can still read them.
                 logger.warning("result notice not sent", extra={"queue": url, "error": str(error)})
+            else:
+                NOTICES.labels("sent").inc(len(notices))
         for url, handles in deletes.items():
             try:
                 self._queues.delete(url, handles)

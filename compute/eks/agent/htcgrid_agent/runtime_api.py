@@ -35,6 +35,7 @@ from typing import Any
 
 from htcgrid_agent.context import TaskContext
 from htcgrid_agent.log import logger
+from htcgrid_agent.metrics import RUNTIME_RESTARTS
 from htcgrid_agent.slots import ABORTED, HandlerLoadError, Outcome
 
 #: Lambda's limit on a synchronous response (6 MB), and the error type it fails with.
@@ -45,6 +46,13 @@ EXIT_ERROR = "Runtime.ExitError"
 INIT_ERROR = "Runtime.InitError"
 #: The attempt's error when the runtime stopped asking for work.
 NO_NEXT_INVOCATION = "Runtime.NoNextInvocation"
+#: Why a runtime was killed (``htcgrid_agent_runtime_restarts_total``), by the run's failure.
+_RESTART_REASONS = {
+    "TaskTimeout": "timeout",
+    EXIT_ERROR: "exit",
+    NO_NEXT_INVOCATION: "no_next",
+    ABORTED: "cancel",
+}
 #: Longest error document read from a runtime; the rest is discarded.
 MAX_ERROR_BODY_BYTES = 256 * 1024
 #: Most bytes of an oversized response read (and discarded) to keep its connection usable;
@@ -331,6 +339,7 @@ class RuntimeApiSlot:
             else:
                 return
         self._kill()
+        RUNTIME_RESTARTS.labels("init_error").inc()
         self.init_failure = failure
         raise HandlerLoadError(f"{failure.error_type}: {failure.error_message}")
 
@@ -449,6 +458,7 @@ class RuntimeApiSlot:
         if outcome is not None:
             return outcome
         assert failure is not None
+        RUNTIME_RESTARTS.labels(_RESTART_REASONS[failure.error_type or ""]).inc()
         self._replace(invocation.peer_port)
         return failure
 
@@ -469,6 +479,7 @@ class RuntimeApiSlot:
                     error_message="the runtime asked for its next invocation without "
                     "answering this one (it restarted, or lost it)",
                 )
+                RUNTIME_RESTARTS.labels("exit").inc()
                 self._current = None
             self._parked += 1
             self._state.notify_all()

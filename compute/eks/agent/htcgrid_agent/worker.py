@@ -29,13 +29,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from htcgrid_agent.config import AgentConfig
 from htcgrid_agent.context import TaskContext
 from htcgrid_agent.failures import FailureReporter
-from htcgrid_agent.log import logger
+from htcgrid_agent.log import (
+    log_attempt_failed,
+    log_attempt_succeeded,
+    logger,
+    task_fields,
+    task_keys,
+)
 from htcgrid_agent.metrics import (
     BUSY_SLOTS,
+    CLAIM_CONFLICTS,
     HANDLER_SECONDS,
     QUEUE_WAIT_SECONDS,
+    SLOTS,
     START_DELAY_SECONDS,
     TASKS,
+    count_throttle,
 )
 from htcgrid_agent.process import adopts_orphans, memory_mb, reap_orphans
 from htcgrid_agent.reporter import Reporter
@@ -44,7 +53,7 @@ from htcgrid_agent.scheduling import FetchOrder
 from htcgrid_agent.sessions import SessionWatch
 from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot, TaskSlot, handler_environment
 from htcgrid_agent.task_errors import unexpected_outcome
-from htcgrid_core import aws
+from htcgrid_core import aws, throttles
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
     InvalidSubmissionError,
@@ -169,6 +178,7 @@ class Worker:
         self._slot_threads: list[threading.Thread] = []
         self._heartbeat_thread: threading.Thread | None = None
         self._reaps_orphans = False
+        throttles.listen(count_throttle)
 
     @property
     def draining(self) -> bool:
@@ -242,6 +252,7 @@ class Worker:
             os.environ, with_credentials=self.config.handler_credentials
         )
         self._slots = slots = [self._new_slot(i, environment) for i in range(self.config.slots)]
+        SLOTS.set(len(slots))
         self._reporter.start()
         self._slot_threads = slot_threads = [
             threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)
@@ -515,28 +526,34 @@ class Worker:
                 continue
             with self._held_changed:  # the buffer may be empty now: time to fetch more
                 self._wake_fetcher_if_due()
-            try:
-                if self._stopping.is_set():
-                    self._hand_back([queued.task])
-                    continue
-                with BUSY_SLOTS.track_inprogress():
-                    self._process(slot, queued.task)
-            except _AWS_TRANSIENT as error:
-                # AWS failed past botocore's retries: leave the message; it comes back after
-                # its visibility timeout and the conditional writes make the retry safe.
-                logger.error("task not reported", extra={"error": str(error)})
-            except Exception:
-                # Catch-all on purpose: _process records any failure a task causes, so what
-                # reaches here is a bug of the agent's own; the message comes back after its
-                # visibility timeout (and reaches the DLQ if it always fails), and this slot,
-                # with every message the agent holds, must go on (a dead slot thread stops
-                # the agent taking work while it still looks alive).
-                logger.exception("task not processed")
-            finally:
-                self._forget(queued.task)
-                self._release_slot(processed=True)
-                if not slot.started:
-                    restart_at = time.monotonic() + self._restart_delay(slot)
+            with task_keys(queued.task.message):
+                restart_at = self._drive_one(slot, queued.task, restart_at)
+
+    def _drive_one(self, slot: TaskSlot, task: ReceivedTask, restart_at: float) -> float:
+        """Process one message on ``slot``, whatever happens; when the slot may start again."""
+        try:
+            if self._stopping.is_set():
+                self._hand_back([task])
+                return restart_at
+            with BUSY_SLOTS.track_inprogress():
+                self._process(slot, task)
+        except _AWS_TRANSIENT as error:
+            # AWS failed past botocore's retries: leave the message; it comes back after
+            # its visibility timeout and the conditional writes make the retry safe.
+            logger.error("task not reported", extra={"error": str(error)})
+        except Exception:
+            # Catch-all on purpose: _process records any failure a task causes, so what
+            # reaches here is a bug of the agent's own; the message comes back after its
+            # visibility timeout (and reaches the DLQ if it always fails), and this slot,
+            # with every message the agent holds, must go on (a dead slot thread stops
+            # the agent taking work while it still looks alive).
+            logger.exception("task not processed")
+        finally:
+            self._forget(task)
+            self._release_slot(processed=True)
+            if not slot.started:
+                restart_at = time.monotonic() + self._restart_delay(slot)
+        return restart_at
 
     @staticmethod
     def _restart_delay(slot: TaskSlot) -> float:
@@ -623,6 +640,7 @@ class Worker:
                 now,
             )
         except TransitionRejected as rejected:
+            CLAIM_CONFLICTS.labels("claim").inc()
             current: TaskRecord | None = rejected.current
             if (
                 current is not None
@@ -756,6 +774,12 @@ class Worker:
                 )
                 table.record_success(completion, result, now)
                 TASKS.labels("succeeded").inc()
+                if timings is not None:
+                    log_attempt_succeeded(
+                        now - timings.started_at,
+                        timings.received_at - timings.queued_at if timings.queued_at else None,
+                        timings.started_at - timings.received_at,
+                    )
                 finished = finished_result(
                     message, TaskState.SUCCEEDED, now, result=result, timings=timings
                 )
@@ -765,6 +789,7 @@ class Worker:
         except TransitionRejected as rejected:
             # A duplicate delivery, a lost lease or a cancelled task: someone else's outcome
             # stands.
+            CLAIM_CONFLICTS.labels("record").inc()
             self._stale(task, message, rejected.current)
             return
         except InvalidSubmissionError as error:
@@ -809,6 +834,7 @@ class Worker:
                 retryable=outcome.retryable,
             ),
         )
+        log_attempt_failed(failure.error.type, failure.error.message, failure.error.retryable)
         if self._failures.report(failure):
             self._reporter.finished(task.queue_url, task.receipt_handle, None)
 
@@ -918,7 +944,11 @@ class Worker:
             lease.extended_at = time.monotonic()
         except TransitionRejected as rejected:
             lease.lost = True
-            logger.warning("lease lost", extra={"task_id": lease.completion.task_id})
+            CLAIM_CONFLICTS.labels("lease").inc()
+            lost = lease.completion
+            logger.warning(
+                "lease lost", extra=task_fields(lost.session_id, lost.task_id, lost.attempt)
+            )
             current = rejected.current
             with self._leases_lock:
                 running = self._running.get(lease.completion.task_id)
