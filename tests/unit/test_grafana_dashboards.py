@@ -58,7 +58,8 @@ def exported_names() -> set[str]:
 
 def load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("htcgrid_dashboards", GENERATOR)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

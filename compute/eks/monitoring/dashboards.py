@@ -120,7 +120,8 @@ def big_number(title: str, description: str, expr: str) -> stat.Panel:
 
 
 def datasource_variable() -> dashboard_builders.DatasourceVariable:
-    return dashboard_builders.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+    variable = dashboard_builders.DatasourceVariable("datasource").label("Prometheus")
+    return variable.type("prometheus")
 
 
 def label_variable(
@@ -313,7 +314,9 @@ def agent_dashboard() -> dashboard_builders.Dashboard:
         )
         .with_variable(
             label_variable(
-                "pod", "Agent (pod)", 'htcgrid_agent_busy_slots{namespace=~"$namespace"}, pod',
+                "pod",
+                "Agent (pod)",
+                'htcgrid_agent_busy_slots{namespace=~"$namespace"}, pod',
                 multi=True,
             )
         )
@@ -331,8 +334,7 @@ def agent_dashboard() -> dashboard_builders.Dashboard:
                 "Attempts finished per second, per agent, whatever the outcome.",
                 "reqps",
                 query(
-                    "sum by (pod) "
-                    f"(rate(htcgrid_agent_tasks_total{{{AGENT}}}[$__rate_interval]))",
+                    f"sum by (pod) (rate(htcgrid_agent_tasks_total{{{AGENT}}}[$__rate_interval]))",
                     "{{pod}}",
                 ),
             )
@@ -385,9 +387,7 @@ def agent_dashboard() -> dashboard_builders.Dashboard:
                     "{{pod}} CPU",
                     "A",
                 ),
-                query(
-                    f"process_resident_memory_bytes{{{AGENT}}} / 2^30", "{{pod}} RSS GiB", "B"
-                ),
+                query(f"process_resident_memory_bytes{{{AGENT}}} / 2^30", "{{pod}} RSS GiB", "B"),
             )
         )
     )
