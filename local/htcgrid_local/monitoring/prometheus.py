@@ -59,7 +59,8 @@ class LocalPrometheus:
     """One Prometheus process for one local grid; ``start()`` returns once it is ready."""
 
     def __init__(self, directory: Path, namespace: str) -> None:
-        self.directory = directory
+        # Absolute: Prometheus resolves file_sd paths against its configuration file's folder.
+        self.directory = directory.resolve()
         #: The ``namespace`` label of every target: the grid's stack name.
         self.namespace = namespace
         self.port = 0
