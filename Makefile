@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help dev runtimes demo chaos bench compare test lint lint-python lint-template docs schemas local-up local-down clean
+.PHONY: help dev runtimes prometheus demo chaos bench compare test lint lint-python lint-template docs schemas local-up local-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,7 +42,10 @@ compare: dev ## the bench on BASE=<commit> and the working tree (or HEAD=<commit
 runtimes: ## build the example Lambda runtimes (C++, Java, Node, Python, shell) into .tools/runtimes
 	bash scripts/build-runtimes.sh
 
-test: dev runtimes ## run every test (unit, integration on moto, end to end on the local grid)
+prometheus: ## install Prometheus (Debian's package) for htcgrid-local up --monitoring, if missing
+	bash scripts/install-prometheus.sh
+
+test: dev runtimes prometheus ## run every test (unit, integration on moto, end to end on the local grid)
 	$(BIN)/pytest
 
 lint: lint-python lint-template lint-k8s ## ruff, mypy, cfn-lint, sam validate/build, checkov, k8s

@@ -2,7 +2,9 @@
 # Lints the compute plane offline: renders every kustomize overlay (and the Karpenter capacity),
 # validates each object strictly against a schema (core kinds: Kubernetes' own OpenAPI through
 # kubernetes-validate; the KEDA ScaledObject: KEDA's CRD in ../shared/schemas; Karpenter's
-# NodePool and EC2NodeClass: their npm-packaged schemas), checks the eksctl ClusterConfig against
+# NodePool and EC2NodeClass, and the monitoring component's PodMonitor: their npm-packaged
+# schemas), that the Grafana dashboards' JSON is what compute/eks/monitoring/dashboards.py
+# generates (in the dev venv, when there is one: the unit tests check it too), checks the eksctl ClusterConfig against
 # the NodePool, runs checkov's kubernetes checks on the rendered objects and cfn-lint plus checkov
 # on the compute CloudFormation template, that the agent image's base is pinned by digest and its
 # hashed lock installs on amd64 and arm64, that the Lambda-runtime sidecars agree with the
@@ -87,6 +89,26 @@ runtime_slots() { # the Lambda-runtime sidecars: one per slot, on the slot's por
     "$TOOLS_DIR/k8s/bin/python" "$LINT_DIR/check_runtime_slots.py" "$RENDER_DIR"/overlay-*.yaml
 }
 
+validate_prometheus_operator() { # the PodMonitor of components/monitoring, in every overlay
+    cp "$LINT_DIR/validate-prometheus-operator.mjs" "$TOOLS_DIR/karpenter/"
+    cat "$RENDER_DIR"/overlay-*.yaml | "$TOOLS_DIR/k8s/bin/python" -c \
+        'import json, sys, yaml; json.dump([o for o in yaml.safe_load_all(sys.stdin) if o and o["apiVersion"].startswith("monitoring.coreos.com/")], sys.stdout)' \
+        | node "$TOOLS_DIR/karpenter/validate-prometheus-operator.mjs"
+}
+
+dashboards_current() { # the committed JSON is the generator's output (the SDK is in .venv)
+    if [[ ! -x .venv/bin/python ]]; then
+        echo "    no .venv (make dev): left to tests/unit/test_grafana_dashboards.py"
+        return 0
+    fi
+    local out; out="$(mktemp -d)"
+    .venv/bin/python compute/eks/monitoring/dashboards.py --output "$out" >/dev/null
+    diff -r "$out" compute/eks/manifests/components/monitoring/dashboards \
+        || { echo "dashboards are stale: run .venv/bin/python compute/eks/monitoring/dashboards.py" >&2; rm -rf "$out"; return 1; }
+    rm -rf "$out"
+    echo "    compute/eks/manifests/components/monitoring/dashboards: current"
+}
+
 validate_karpenter() {
     # ES modules resolve packages from the script's own folder: run it beside node_modules.
     cp "$LINT_DIR/validate-karpenter.mjs" "$TOOLS_DIR/karpenter/"
@@ -155,6 +177,8 @@ step "kustomize (kubectl) overlays" render
 step "schemas: k8s $KUBERNETES_VERSION, KEDA CRD, eksctl" validate_schemas
 step "Lambda-runtime sidecars: slots, ports" runtime_slots
 step "schemas: Karpenter NodePool/EC2NodeClass" validate_karpenter
+step "schemas: prometheus-operator PodMonitor" validate_prometheus_operator
+step "Grafana dashboards generated" dashboards_current
 step "cfn-lint worker-role.yaml" "$TOOLS_DIR/k8s/bin/cfn-lint" compute/eks/worker-role.yaml
 step "checkov kubernetes + worker-role.yaml" checkov_all
 step "agent image: base by digest" image_base_pinned
@@ -162,6 +186,7 @@ step "agent image: hashed lock, amd64 + arm64" image_lock_installs
 step "hadolint Dockerfiles" dockerfiles
 step "shellcheck compute and lint scripts" "$TOOLS_DIR/k8s/bin/shellcheck" -x \
     scripts/lint-k8s.sh scripts/lint-template.sh scripts/lock-requirements.sh scripts/lib/tools.sh \
+    scripts/install-prometheus.sh \
     compute/eks/stack-env.sh compute/eks/cluster/install-addons.sh
 
 echo

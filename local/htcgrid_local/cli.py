@@ -25,6 +25,7 @@ EXAMPLES = """
 examples:
   htcgrid-local up --agents 2 --handler htcgrid_examples.pricing:handler     # Ctrl-C stops it
   htcgrid-local up --detach --agents 2 --handler htcgrid_examples.pricing:handler
+  htcgrid-local up --detach --monitoring --handler htcgrid_examples.pricing:handler  # + Prometheus
   eval "$(htcgrid-local env)"      # point this shell's clients at the grid
   htcgrid-local down
   htcgrid-local up --endpoint-url http://localhost:4566 --agents 0   # provision LocalStack
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--region", default="us-east-1")
     up.add_argument("--detach", action="store_true", help="leave it running and return")
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also start Prometheus scraping every agent, on 127.0.0.1 at a free port "
+        "(needs `make prometheus`; docs/monitoring-grafana.md)",
+    )
     up.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
     up.set_defaults(run=_up)
 
@@ -122,6 +129,7 @@ def _up(args: argparse.Namespace) -> int:
         log_dir=args.state_file.parent / "logs",
         exit_with_parent=not args.detach,
         agent_args=runtime_args,
+        monitoring=args.monitoring,
     )
     grid.start()
     state = {
@@ -133,7 +141,13 @@ def _up(args: argparse.Namespace) -> int:
         "pids": {
             "emulator": grid.emulator.pid if grid.emulator else None,
             "agents": [agent.pid for agent in grid.agents],
+            "prometheus": grid.prometheus.process.pid
+            if grid.prometheus and grid.prometheus.process
+            else None,
         },
+        # Each agent's Prometheus metrics (htcgrid top reads them), and the grid's Prometheus.
+        "metrics": grid.metrics_urls,
+        "prometheus_url": grid.prometheus.url if grid.prometheus else None,
         "log_dir": str(grid.log_dir.resolve()),
     }
     args.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +156,8 @@ def _up(args: argparse.Namespace) -> int:
         f"local grid up at {grid.endpoint_url}: stack {grid.stack_name}, "
         f"{len(grid.agents)} agents; logs in {grid.log_dir}"
     )
+    if grid.prometheus:
+        print(f"Prometheus at {grid.prometheus.url}, scraping every agent")
     print(f'point a shell at it with: eval "$(htcgrid-local env --state-file {args.state_file})"')
     if args.detach:
         return 0
@@ -167,6 +183,7 @@ def _up(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     from htcgrid_local.emulator import STOP_GRACE_S, stop_processes
     from htcgrid_local.grid import AGENT_GRACE_S
+    from htcgrid_local.monitoring.prometheus import STOP_GRACE_S as PROMETHEUS_GRACE_S
 
     state = _read_state(args.state_file)
     if state is None:
@@ -174,6 +191,8 @@ def _down(args: argparse.Namespace) -> int:
     pids = state.get("pids", {})
     # Agents first, while the emulator still answers: they hand back what they hold.
     stop_processes([int(pid) for pid in pids.get("agents", [])], AGENT_GRACE_S)
+    if pids.get("prometheus"):
+        stop_processes([int(pids["prometheus"])], PROMETHEUS_GRACE_S)
     if pids.get("emulator"):
         stop_processes([int(pids["emulator"])], STOP_GRACE_S)
     args.state_file.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from typing import IO
 from htcgrid_core.stack import settings_environment
 from htcgrid_local.clients import EMULATOR_CREDENTIALS, is_real_aws
 from htcgrid_local.emulator import Emulator, stop_processes
+from htcgrid_local.monitoring.prometheus import LocalPrometheus, free_port
 from htcgrid_local.provision import StackOutputs, provision_stack, read_stack_outputs
 from htcgrid_local.schedules import DEFAULT_PERIOD_S
 
@@ -62,6 +63,7 @@ class LocalGrid:
         agent_args: Sequence[str] = (),
         schedule_period_s: float = DEFAULT_PERIOD_S,
         emulator_env: dict[str, str] | None = None,
+        monitoring: bool = False,
     ) -> None:
         if agents and not handler:
             raise ValueError("agents need a handler ('module:function')")
@@ -82,6 +84,12 @@ class LocalGrid:
         #: False for a grid meant to outlive this process (``htcgrid-local up --detach``).
         self.exit_with_parent = exit_with_parent
         self.agents: list[subprocess.Popen[bytes]] = []
+        #: Each agent's name -> its Prometheus metrics port on 127.0.0.1 (every agent has one,
+        #: so ``htcgrid top`` can read them; ``metrics_urls`` gives the URLs).
+        self.metrics_ports: dict[str, int] = {}
+        #: With ``monitoring``: a real Prometheus scraping every agent (``start()`` starts it).
+        self.monitoring = monitoring
+        self.prometheus: LocalPrometheus | None = None
         self.emulator: Emulator | None = None
         self._endpoint_url = endpoint_url
         self._extra_agent_env = dict(agent_env or {})
@@ -117,6 +125,9 @@ class LocalGrid:
                     self.parameters,
                     region=self.region,
                 )
+            if self.monitoring:
+                self.prometheus = LocalPrometheus(self.log_dir / "prometheus", self.stack_name)
+                self.prometheus.start()
             for _ in range(self.agent_count):
                 self.start_agent()
         except BaseException:
@@ -128,6 +139,10 @@ class LocalGrid:
         """Stop every agent, then the emulator this grid started. Safe to call twice."""
         stop_processes(list(self.agents), self.agent_grace_s)
         self.agents = []
+        self.metrics_ports = {}
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -172,6 +187,13 @@ class LocalGrid:
             self._log_dir = Path(tempfile.mkdtemp(prefix="htcgrid-local-"))
         return self._log_dir
 
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Each agent's name -> the URL of its Prometheus metrics."""
+        return {
+            name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()
+        }
+
     def agent_env(self) -> dict[str, str]:
         """The environment an agent or a client needs to reach this grid.
 
@@ -193,6 +215,8 @@ class LocalGrid:
         if self.handler is None:
             raise ValueError("this grid has no handler for agents")
         index = len(self.agents)
+        name = f"local-{index}"
+        self.metrics_ports[name] = free_port()
         log = (self.log_dir / f"agent-{index}.log").open("ab")
         self._logs.append(log)
         env = {**os.environ, **self.agent_env(), **self._extra_agent_env}
@@ -209,7 +233,9 @@ class LocalGrid:
                 "--slots",
                 str(self.slots),
                 "--name",
-                f"local-{index}",
+                name,
+                "--metrics-port",
+                str(self.metrics_ports[name]),
                 *self.agent_args,
                 *args,
             ],
@@ -220,6 +246,8 @@ class LocalGrid:
             start_new_session=True,
         )
         self.agents.append(agent)
+        if self.prometheus is not None:
+            self.prometheus.set_targets(self.metrics_ports)
         return agent
 
     def kill_agent(self, index: int, sig: int = signal.SIGKILL) -> None:

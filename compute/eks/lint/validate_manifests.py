@@ -26,6 +26,7 @@ import yaml
 UNVALIDATED = {
     ("karpenter.sh/v1", "NodePool"): "validated by validate-karpenter.mjs",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "validated by validate-karpenter.mjs",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "validated by validate-prometheus-operator.mjs",
     # No CRD schema of KEDA's TriggerAuthentication is available offline (../shared/schemas has
     # the ScaledObject's only): checked structurally below instead.
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "structural check only",
