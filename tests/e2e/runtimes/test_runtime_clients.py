@@ -1,28 +1,69 @@
-"""A Lambda Node.js handler run unmodified by aws-lambda-ric, the Node.js runtime interface
-client (npm), as the agent's ``--bootstrap`` runtime on the local grid
-(``examples/runtimes/node``, built into ``.tools/runtimes/node`` by ``make runtimes``)."""
+"""Lambda handlers run unmodified by AWS's runtime interface clients, as the agent's
+``--bootstrap`` runtime on the local grid: Python with awslambdaric (the client of AWS's Python
+images, ``examples/runtimes/python``) and Node.js with aws-lambda-ric (npm,
+``examples/runtimes/node``), both built into ``.tools/runtimes`` by ``make runtimes``. The same
+handler cases in both languages, so the same tests; what each client says differs."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from htcgrid import Completed, Grid
 from htcgrid_core.models import TaskState
 from htcgrid_local.grid import LocalGrid
 from tests.e2e.runtimes.conftest import built, run_agent
 
-HANDLER = "index.handler"
+
+@dataclass(frozen=True)
+class Client:
+    """One runtime interface client and what it says of a failure."""
+
+    name: str
+    handler: str
+    #: The handler's own error's type, and lines of the stack trace it posts.
+    error_type: str
+    trace_lines: tuple[str, ...]
+    #: What it says of a module it cannot find.
+    missing_module: str
 
 
-def runtime_args() -> list[str]:
+CLIENTS = [
+    # awslambdaric's stack trace (file, line, source) comes first, the message last.
+    Client(
+        "python",
+        "app.handler",
+        "ValueError",
+        ('app.py", line ', "raise ValueError("),
+        "No module named 'missing'",
+    ),
+    # aws-lambda-ric's (its "trace": the error, then each frame) too.
+    Client(
+        "node",
+        "index.handler",
+        "RangeError",
+        ("RangeError: no price for XYZ\n    at Runtime.handler (file://", "/task/index.mjs:"),
+        "Cannot find module 'missing'",
+    ),
+]
+
+
+@pytest.fixture(params=CLIENTS, ids=lambda c: c.name)
+def ric(request: pytest.FixtureRequest) -> Client:
+    return request.param  # type: ignore[no-any-return]
+
+
+def runtime_args(ric: Client, handler: str | None = None) -> list[str]:
     """The agent's arguments that run the example: its bootstrap, handler and task root."""
-    folder = built("node")
+    folder = built(ric.name)
     return [
         "--bootstrap",
         str(folder / "bootstrap"),
         "--handler",
-        HANDLER,
+        handler or ric.handler,
         "--task-root",
         str(folder / "task"),
     ]
@@ -36,19 +77,19 @@ def run(client: Grid, events: list[dict[str, Any]], **options: Any) -> list[Comp
     return [done[task_id] for task_id in task_ids]
 
 
-def test_tasks_run_end_to_end_on_aws_lambda_ric(runtime_grid: LocalGrid, client: Grid) -> None:
-    with run_agent(runtime_grid, *runtime_args(), slots=2):
+def test_tasks_run_end_to_end(runtime_grid: LocalGrid, client: Grid, ric: Client) -> None:
+    with run_agent(runtime_grid, *runtime_args(ric), slots=2):
         results = run(client, [{"action": "square", "value": i} for i in range(20)])
     assert all(done.ok for done in results), [done.error for done in results]
     assert [done.value for done in results] == [
-        {"value": i, "square": i * i, "runtime": "node"} for i in range(20)
+        {"value": i, "square": i * i, "runtime": ric.name} for i in range(20)
     ]
 
 
 def test_a_handler_error_is_recorded_with_its_type_message_and_stack_trace(
-    runtime_grid: LocalGrid, client: Grid
+    runtime_grid: LocalGrid, client: Grid, ric: Client
 ) -> None:
-    with run_agent(runtime_grid, *runtime_args()), client.open_session() as session:
+    with run_agent(runtime_grid, *runtime_args(ric)), client.open_session() as session:
         (failed_id,) = session.submit(
             [{"action": "fail", "message": "no price for XYZ"}], max_attempts=1
         )
@@ -58,12 +99,10 @@ def test_a_handler_error_is_recorded_with_its_type_message_and_stack_trace(
     failed, permanent = done[failed_id], done[permanent_id]
     assert failed.state is TaskState.FAILED
     assert failed.error is not None
-    assert failed.error.type == "RangeError"
+    assert failed.error.type == ric.error_type
     assert failed.error.retryable
-    # aws-lambda-ric's stack trace (its "trace": the error, then each frame) comes first, the
-    # message last.
-    assert "RangeError: no price for XYZ\n    at Runtime.handler (file://" in failed.error.message
-    assert "/task/index.mjs:" in failed.error.message
+    for line in ric.trace_lines:
+        assert line in failed.error.message
     assert failed.error.message.endswith("\nno price for XYZ")
     # An error named PermanentTaskError fails the task on its first attempt.
     assert permanent.state is TaskState.FAILED
@@ -75,9 +114,9 @@ def test_a_handler_error_is_recorded_with_its_type_message_and_stack_trace(
 
 
 def test_a_deadline_overrun_is_a_timeout_and_a_new_runtime_takes_the_next_task(
-    runtime_grid: LocalGrid, client: Grid
+    runtime_grid: LocalGrid, client: Grid, ric: Client
 ) -> None:
-    with run_agent(runtime_grid, *runtime_args()):
+    with run_agent(runtime_grid, *runtime_args(ric)):
         before, overrun, after = (
             run(client, [event], timeout_s=2, max_attempts=1)[0]
             for event in (
@@ -96,9 +135,9 @@ def test_a_deadline_overrun_is_a_timeout_and_a_new_runtime_takes_the_next_task(
 
 
 def test_the_handler_sees_the_tasks_id_deadline_and_session_in_its_context(
-    runtime_grid: LocalGrid, client: Grid
+    runtime_grid: LocalGrid, client: Grid, ric: Client
 ) -> None:
-    with run_agent(runtime_grid, *runtime_args()), client.open_session() as session:
+    with run_agent(runtime_grid, *runtime_args(ric)), client.open_session() as session:
         submitted_at = time.time()
         (task_id,) = session.submit([{"action": "context"}], timeout_s=60)
         (done,) = session.wait(timeout=60)
@@ -114,13 +153,11 @@ def test_the_handler_sees_the_tasks_id_deadline_and_session_in_its_context(
 
 
 def test_a_handler_that_cannot_be_imported_fails_the_task_with_the_runtimes_init_error(
-    runtime_grid: LocalGrid, client: Grid
+    runtime_grid: LocalGrid, client: Grid, ric: Client
 ) -> None:
-    args = runtime_args()
-    args[args.index(HANDLER)] = "missing.handler"
-    with run_agent(runtime_grid, *args):
+    with run_agent(runtime_grid, *runtime_args(ric, "missing.handler")):
         (done,) = run(client, [{"action": "square", "value": 3}], max_attempts=1)
     assert done.state is TaskState.FAILED
     assert done.error is not None
     assert done.error.type == "Runtime.ImportModuleError"
-    assert "Cannot find module 'missing'" in done.error.message
+    assert ric.missing_module in done.error.message
