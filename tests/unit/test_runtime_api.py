@@ -111,6 +111,20 @@ def test_invocation_headers_name_the_task_and_its_deadline() -> None:
     }
 
 
+def test_invocation_headers_carry_the_tasks_trace() -> None:
+    traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    context = TaskContext(
+        function_name="pricer",
+        aws_request_id="t-1",
+        session_id="s-1",
+        attempt=1,
+        memory_limit_in_mb=512,
+        deadline=1_700_000_000.25,
+        trace_id=traced,
+    )
+    assert invocation_headers(context, "eu-west-1")["Lambda-Runtime-Trace-Id"] == traced
+
+
 def test_a_runtime_environment_is_lambdas_over_the_agents() -> None:
     env = lambda_environment(
         {"PATH": "/bin", "_HANDLER": "stale"},

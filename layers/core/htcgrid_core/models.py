@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from htcgrid_core.settings import MAX_PRIORITY_LEVELS, SQS_MAX_VISIBILITY_S
+from htcgrid_core.traces import TRACE_HEADER_PATTERN
 
 #: Most tasks one submission may carry. The client splits larger lists; the byte limit below
 #: usually binds first.
@@ -64,9 +65,7 @@ SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
 TaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 SubmissionToken = Annotated[str, StringConstraints(pattern=SUBMISSION_TOKEN_PATTERN)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-#: An X-Ray trace header as the grid passes it on: the trace's root, the segment that handed the
-#: task on, and whether the trace is sampled; nothing else (``traces.trace_header`` normalises).
-TRACE_HEADER_PATTERN = r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24}(;Parent=[0-9a-f]{16})?(;Sampled=[01?])?$"
+#: An X-Ray trace header as the grid passes it on (``traces.trace_header`` normalises one).
 TraceHeader = Annotated[str, StringConstraints(pattern=TRACE_HEADER_PATTERN, max_length=80)]
 Priority = Annotated[int, Field(ge=0, lt=MAX_PRIORITY_LEVELS)]
 

@@ -3,7 +3,8 @@
 A task's message carries the trace of its submission so that the agent, its handler and the
 retries of the task join that trace. Headers come from places the grid does not control (the
 environment Lambda sets, a message, a client), so each is normalised to what the grid passes on
-(``Root``, ``Parent``, ``Sampled``) or refused. Pure code: no X-Ray SDK, no AWS.
+(``Root``, ``Parent``, ``Sampled``) or refused. Pure and light: no X-Ray SDK, no AWS, no
+pydantic (a slot's child process imports it).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import secrets
 import time
 from collections.abc import Mapping
 
-from htcgrid_core.models import TRACE_HEADER_PATTERN
-
+#: An X-Ray trace header as the grid passes it on: the trace's root, the segment that handed the
+#: task on, and whether the trace is sampled; nothing else.
+TRACE_HEADER_PATTERN = r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24}(;Parent=[0-9a-f]{16})?(;Sampled=[01?])?$"
 #: Where Lambda puts the invocation's trace header for the function's code and tracing SDKs.
 TRACE_HEADER_ENV = "_X_AMZN_TRACE_ID"
 #: The header's keys the grid passes on, in X-Ray's order. Others (``Lineage``, which Lambda
