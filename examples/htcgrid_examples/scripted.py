@@ -8,6 +8,7 @@
 {"unserializable": true}             -> returns something JSON cannot hold
 {"crash": true}                      -> kills its own process
 {"bytes": 20000}                     -> returns a result of about that many bytes
+{"trace": true}                      -> adds the trace header it runs in (_X_AMZN_TRACE_ID)
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         "task_id": context.aws_request_id,
         "remaining_ms": context.get_remaining_time_in_millis(),
     }
+    if event.get("trace"):
+        result["trace_id"] = os.environ.get("_X_AMZN_TRACE_ID")
     if event.get("bytes"):
         result["padding"] = "x" * int(event["bytes"])
     return result

@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from htcgrid_core.traces import new_trace_header, trace_header
 from htcgrid_local import sandbox
 
 LOG = logging.getLogger(__name__)
@@ -395,6 +396,8 @@ class Environments:
                 return failure(failed.body, request_id)
         self._limit_idle()
         deadline_ms = int((time.time() + function.timeout_s) * 1000)
+        # Lambda runs every invocation in a trace: the caller's, or one it starts.
+        trace_id = trace_header(trace_id) or new_trace_header()
         header = {"request_id": request_id, "deadline_ms": deadline_ms, "trace_id": trace_id}
         try:
             environment.conn.send_bytes(json.dumps(header).encode("utf-8"))

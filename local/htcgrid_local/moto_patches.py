@@ -8,6 +8,7 @@ process, before any resource exists. Each patch has a test in ``tests/integratio
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import datetime
 import functools
@@ -69,6 +70,8 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse, get_backend
 
+from htcgrid_core.traces import new_trace_header, trace_header
+
 _applied: set[str] = set()
 _apply_lock = threading.Lock()
 
@@ -95,6 +98,7 @@ def run_sync_execution(
     state_machine_arn: str,
     name: str | None,
     execution_input: str,
+    trace: str | None = None,
 ) -> SyncExecution:
     """Run one Express execution to its end in the calling thread and return it.
 
@@ -133,7 +137,12 @@ def run_sync_execution(
         activity_store={},
         input_data=execution_input,
     )
-    execution.start()  # a SyncExecutionWorker evaluates the program in this thread
+    if trace is not None:
+        _EXECUTION_TRACES[execution.exec_arn] = trace
+    try:
+        execution.start()  # a SyncExecutionWorker evaluates the program in this thread
+    finally:
+        _EXECUTION_TRACES.pop(execution.exec_arn, None)
     return execution
 
 
@@ -148,6 +157,9 @@ def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
         self._get_param("stateMachineArn"),
         self._get_param("name"),
         self._get_param("input", if_none="{}"),
+        # The caller's trace or a new one, as a traced state machine runs in
+        # (patch_stepfunctions_lambda_trace_header sends it with the execution's Lambda invokes).
+        trace_header(self._get_param("traceHeader")) or new_trace_header(),
     )
     return ActionResult(dict(execution.to_start_sync_execution_output()))
 
@@ -163,6 +175,52 @@ def patch_stepfunctions_start_sync_execution() -> None:
     output on success and error/cause on failure. STANDARD machines are refused as on AWS.
     """
     StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
+
+
+#: The X-Ray trace header of each synchronous execution running, by execution ARN. (moto runs
+#: each Task state in a thread of its own, which a context variable would not follow.)
+_EXECUTION_TRACES: dict[str, str] = {}
+#: The trace header of the Lambda invoke this thread is making, if any.
+_INVOKE_TRACE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "htcgrid_invoke_trace", default=None
+)
+
+
+def _send_execution_trace(request: Any, **kwargs: Any) -> None:
+    trace = _INVOKE_TRACE.get()
+    if trace is not None:
+        request.headers["X-Amzn-Trace-Id"] = trace
+
+
+def patch_stepfunctions_lambda_trace_header() -> None:
+    """Invoke a workflow's Lambdas in the execution's X-Ray trace.
+
+    A state machine with tracing enabled invokes each Lambda with the execution's trace header
+    (``X-Amzn-Trace-Id``; the caller's ``traceHeader`` if it passed one), so the Lambdas of one
+    execution share one trace and Lambda sets it in ``_X_AMZN_TRACE_ID``. moto's interpreter
+    sends none. The patch adds a synchronous execution's header to the interpreter's Lambda
+    client's Invoke calls; other executions send none, and the local Lambda runtime starts a
+    trace per invocation for them, as Lambda does.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.execute_lambda_function_integration
+
+    def execute_lambda_function_integration(
+        env: Any, parameters: dict[str, Any], region: str, state_credentials: Any
+    ) -> None:
+        client = boto_client.boto_client_for(region=region, service="lambda")
+        client.meta.events.register(
+            "before-sign.lambda.Invoke", _send_execution_trace, unique_id="htcgrid-trace"
+        )
+        execution_arn = env.states.context_object.context_object_data["Execution"]["Id"]
+        token = _INVOKE_TRACE.set(_EXECUTION_TRACES.get(execution_arn))
+        try:
+            original(env, parameters, region, state_credentials)
+        finally:
+            _INVOKE_TRACE.reset(token)
+
+    lambda_eval_utils.execute_lambda_function_integration = execute_lambda_function_integration
 
 
 def apply_definition_substitutions(definition: str, substitutions: dict[str, Any]) -> str:
@@ -1462,6 +1520,8 @@ PATCHES: dict[str, Callable[[], None]] = {
     "cloudformation_state_machine": patch_cloudformation_state_machine,
     "cloudformation_equals_strings": patch_cloudformation_equals_strings,
     "stepfunctions_client_cache": patch_stepfunctions_client_cache,
+    # After the client cache: the trace is added to the one client the interpreter then uses.
+    "stepfunctions_lambda_trace_header": patch_stepfunctions_lambda_trace_header,
     "stepfunctions_start_execution_parameters": patch_stepfunctions_start_execution_parameters,
     "stepfunctions_program_cache": patch_stepfunctions_program_cache,
     "lambda_layer_version_ref": patch_lambda_layer_version_ref,

@@ -26,9 +26,13 @@ def submission(
 
 
 def persist(
-    grid: GridResources, session_id: str, payloads: list[Any], **fields: Any
+    grid: GridResources,
+    session_id: str,
+    payloads: list[Any],
+    trace_header: str | None = None,
+    **fields: Any,
 ) -> DispatchBatch:
-    return persist_submission(submission(session_id, payloads, **fields), grid)
+    return persist_submission(submission(session_id, payloads, **fields), grid, trace_header)
 
 
 def submit(

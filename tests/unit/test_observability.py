@@ -108,3 +108,65 @@ def test_a_traced_handler_records_its_run_but_not_what_it_returns(
 def test_every_function_keeps_responses_out_of_its_traces() -> None:
     variables = load_template(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+class CapturingEmitter:
+    """An X-Ray SDK emitter that keeps each segment document instead of sending it over UDP to
+    a daemon."""
+
+    def __init__(self) -> None:
+        self.documents: list[str] = []
+
+    def send_entity(self, entity: Any) -> None:
+        self.documents.append(entity.serialize())
+
+    def set_daemon_address(self, address: str | None) -> None:
+        pass
+
+
+def test_the_xray_sdk_emits_a_handlers_subsegment_without_its_payload_or_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN the X-Ray SDK's own recorder (what Powertools uses in Lambda), Powertools' default
+    (capture the response) in the environment, and a handler whose event and response carry
+    a payload
+    WHEN the handler, wrapped by lambda_entrypoint, runs in a segment
+    THEN the segment documents the SDK emits name the handler and hold no payload text."""
+    from aws_xray_sdk import global_sdk_config
+    from aws_xray_sdk.core.recorder import AWSXRayRecorder
+
+    monkeypatch.delenv("POWERTOOLS_TRACER_CAPTURE_RESPONSE", raising=False)
+    enabled = global_sdk_config.sdk_enabled()
+    global_sdk_config.set_sdk_enabled(True)  # Powertools disables it outside Lambda
+    try:
+        emitter = CapturingEmitter()
+        recorder = AWSXRayRecorder()
+        recorder.configure(emitter=emitter, sampling=False, context_missing="LOG_ERROR")
+        monkeypatch.setattr(observability.tracer, "provider", recorder)
+        secret = "portfolio of client 42"
+
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            return {"payload": event["payload"], "result": secret.upper()}
+
+        recorder.begin_segment("htcgrid-submission")
+        observability.lambda_entrypoint(handler)({"payload": secret}, LambdaContext())
+        recorder.end_segment()
+    finally:
+        global_sdk_config.set_sdk_enabled(enabled)
+
+    (document,) = emitter.documents
+    assert '"## handler"' in document
+    assert secret not in document
+    assert secret.upper() not in document
+
+
+def test_every_function_and_workflow_is_traced() -> None:
+    template = load_template(TEMPLATE)
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    resources = template["Resources"].values()
+    functions = [r for r in resources if r["Type"] == "AWS::Serverless::Function"]
+    assert functions
+    assert all(r["Properties"].get("Tracing", "Active") == "Active" for r in functions)
+    workflows = [r for r in resources if r["Type"] == "AWS::Serverless::StateMachine"]
+    assert len(workflows) == 3  # submit, retry, reap
+    assert all(r["Properties"]["Tracing"] == {"Enabled": True} for r in workflows)

@@ -3,6 +3,7 @@ headers and environment a runtime gets, and finding a sidecar's process by its c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import subprocess
@@ -88,16 +89,19 @@ def test_a_json_response_is_the_result_as_sent() -> None:
     assert response_outcome(body).result == body
 
 
+#: An attempt's context without a trace of its own.
+CONTEXT = TaskContext(
+    function_name="pricer",
+    aws_request_id="t-1",
+    session_id="s-1",
+    attempt=2,
+    memory_limit_in_mb=512,
+    deadline=1_700_000_000.25,
+)
+
+
 def test_invocation_headers_name_the_task_and_its_deadline() -> None:
-    context = TaskContext(
-        function_name="pricer",
-        aws_request_id="t-1",
-        session_id="s-1",
-        attempt=2,
-        memory_limit_in_mb=512,
-        deadline=1_700_000_000.25,
-    )
-    headers = invocation_headers(context, "eu-west-1")
+    headers = invocation_headers(CONTEXT, "eu-west-1")
     assert headers["Lambda-Runtime-Aws-Request-Id"] == "t-1"
     assert headers["Lambda-Runtime-Deadline-Ms"] == "1700000000250"
     assert headers["Lambda-Runtime-Invoked-Function-Arn"].startswith("arn:aws:lambda:eu-west-1:")
@@ -109,6 +113,12 @@ def test_invocation_headers_name_the_task_and_its_deadline() -> None:
     assert json.loads(headers["Lambda-Runtime-Client-Context"]) == {
         "custom": {"session_id": "s-1", "attempt": "2"}
     }
+
+
+def test_invocation_headers_carry_the_tasks_trace() -> None:
+    traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    context = dataclasses.replace(CONTEXT, trace_id=traced)
+    assert invocation_headers(context, "eu-west-1")["Lambda-Runtime-Trace-Id"] == traced
 
 
 def test_a_runtime_environment_is_lambdas_over_the_agents() -> None:

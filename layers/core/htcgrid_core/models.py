@@ -12,9 +12,19 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 
 from htcgrid_core.settings import MAX_PRIORITY_LEVELS, SQS_MAX_VISIBILITY_S
+from htcgrid_core.traces import TRACE_HEADER_PATTERN
 
 #: Most tasks one submission may carry. The client splits larger lists; the byte limit below
 #: usually binds first.
@@ -55,6 +65,8 @@ SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
 TaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 SubmissionToken = Annotated[str, StringConstraints(pattern=SUBMISSION_TOKEN_PATTERN)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+#: An X-Ray trace header as the grid passes it on (``traces.trace_header`` normalises one).
+TraceHeader = Annotated[str, StringConstraints(pattern=TRACE_HEADER_PATTERN, max_length=80)]
 Priority = Annotated[int, Field(ge=0, lt=MAX_PRIORITY_LEVELS)]
 
 
@@ -141,6 +153,24 @@ class TaskAttempt(Document):
     payload: Data
     submitted_at: float
     result_queue_url: str | None = None
+    trace_header: TraceHeader | None = Field(
+        default=None,
+        description=(
+            "The X-Ray trace of the task's submission (or of the retry that re-dispatched it): "
+            "agents pass it to the handler as Lambda passes _X_AMZN_TRACE_ID, so one task's "
+            "journey is one trace. Absent from messages of grids that do not trace."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_trace(self, serialize: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``trace_header`` key when there is none: a task's share of the submit workflow's
+        state stays within ``TASK_STATE_OVERHEAD_BYTES``, and such messages still parse in
+        agents older than the field (documents forbid unknown keys)."""
+        data: dict[str, Any] = serialize(self)
+        if self.trace_header is None:
+            data.pop("trace_header", None)
+        return data
 
     def attempt_fields(self) -> dict[str, Any]:
         """The fields every ``TaskAttempt`` has, as keyword arguments for another one."""
@@ -150,9 +180,15 @@ class TaskAttempt(Document):
 class TaskMessage(TaskAttempt):
     """The SQS message that hands one attempt of a task to an agent."""
 
-    def pending_record(self, expires_at: int | None = None) -> TaskRecord:
-        """The PENDING record of a task about to be dispatched with this message."""
-        return TaskRecord(state=TaskState.PENDING, expires_at=expires_at, **self.attempt_fields())
+    def pending_record(
+        self, expires_at: int | None = None, trace_header: str | None = None
+    ) -> TaskRecord:
+        """The PENDING record of a task about to be dispatched with this message, in
+        ``trace_header``'s trace if given (else this message's)."""
+        fields = self.attempt_fields()
+        if trace_header:
+            fields["trace_header"] = trace_header
+        return TaskRecord(state=TaskState.PENDING, expires_at=expires_at, **fields)
 
 
 class DispatchBatch(Document):

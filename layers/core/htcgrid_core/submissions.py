@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from htcgrid_core import counters, keys, result_queues, sessions
+from htcgrid_core import counters, keys, result_queues, sessions, traces
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     MAX_DISPATCH_BATCH_BYTES,
@@ -153,9 +153,13 @@ def check_same_content(submission: Submission, persisted: str | None, content: s
         )
 
 
-def persist_submission(submission: Submission, grid: GridPorts) -> DispatchBatch:
+def persist_submission(
+    submission: Submission, grid: GridPorts, trace_header: str | None = None
+) -> DispatchBatch:
     """Validate a submission against the grid and write its tasks as PENDING, exactly once.
-    Nothing is written for a submission that breaks a rule."""
+    Nothing is written for a submission that breaks a rule. The records keep ``trace_header``
+    (the submission's trace) for the messages of the tasks' retries; the batch's messages do
+    not carry it, which would take the workflow state's room from payloads."""
     now = time.time()
     try:
         check_against_settings(submission, grid.settings)
@@ -179,7 +183,12 @@ def persist_submission(submission: Submission, grid: GridPorts) -> DispatchBatch
     # the tasks may be running and are never written again.
     if stage is None:
         expires_at = counters.expiry(grid.settings.result_retention_days, now)
-        grid.table.put_new_tasks([m.pending_record(expires_at) for m in batch.messages])
+        grid.table.put_new_tasks(
+            [
+                m.pending_record(expires_at, traces.trace_header(trace_header))
+                for m in batch.messages
+            ]
+        )
         # PERSISTED (filed for the reaper's sweep until it is dispatched), and the session's
         # submitted count if this attempt made that move.
         sessions.record_persisted(
@@ -195,13 +204,21 @@ def persist_submission(submission: Submission, grid: GridPorts) -> DispatchBatch
     return batch
 
 
-def dispatch_submission(batch: DispatchBatch, grid: GridPorts) -> SubmissionReceipt:
-    """Enqueue a persisted submission's tasks on their priority queues.
+def dispatch_submission(
+    batch: DispatchBatch, grid: GridPorts, trace_header: str | None = None
+) -> SubmissionReceipt:
+    """Enqueue a persisted submission's tasks on their priority queues, each message carrying
+    ``trace_header`` (the dispatch step's trace: the submission's, one segment on).
 
     A retry may send a message twice; that is harmless, since only one attempt's completion
     can be recorded.
     """
-    grid.queues.dispatch(batch.messages)
+    header = traces.trace_header(trace_header)  # copies are not validated: checked once here
+    grid.queues.dispatch(
+        [m.model_copy(update={"trace_header": header}) for m in batch.messages]
+        if header
+        else batch.messages
+    )
     if batch.messages:
         grid.table.advance_submission(
             batch.session_id, batch.submission_token, SubmissionStage.DISPATCHED

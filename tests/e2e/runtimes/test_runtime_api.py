@@ -18,8 +18,10 @@ from typing import Any
 
 from htcgrid import Completed, Grid
 from htcgrid_core.models import TaskState
+from htcgrid_core.traces import trace_root
 from htcgrid_local.grid import LocalGrid
 from tests.e2e.runtimes.conftest import run_agent
+from tests.e2e.test_traces import submission_trace
 from tests.waiting import wait_for
 
 RUNTIME = Path(__file__).with_name("misbehaving_runtime.py")
@@ -74,7 +76,10 @@ def test_a_runtime_gets_lambdas_headers_and_environment(
     assert headers["Lambda-Runtime-Invoked-Function-Arn"] == (
         "arn:aws:lambda:us-east-1:000000000000:function:pricer"
     )
-    assert headers["Lambda-Runtime-Trace-Id"].startswith("Root=1-")
+    # the task's trace: the one its submission ran in, as its record keeps it
+    assert trace_root(headers["Lambda-Runtime-Trace-Id"]) == trace_root(
+        submission_trace(runtime_grid, session.id, task_id)
+    )
     assert json.loads(headers["Lambda-Runtime-Client-Context"]) == {
         "custom": {"session_id": session.id, "attempt": "1"}
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from htcgrid_core.traces import trace_header, trace_root
 from htcgrid_local.provision import StackOutputs
 from tests.waiting import wait_for
 
@@ -40,6 +41,9 @@ def test_sync_execution_returns_the_output_of_both_real_handlers(
 
     assert reply["status"] == "SUCCEEDED", reply
     output = json.loads(reply["output"])
+    # The execution's trace, as a traced workflow's Lambdas see it.
+    trace = output.pop("trace_id")
+    assert trace_header(trace) == trace
     assert output == {
         "key": key,
         # DefinitionSubstitutions reached the definition: ${TableName} became the table.
@@ -133,6 +137,30 @@ def test_direct_invoke_by_arn_returns_the_handlers_result(
 
     assert "FunctionError" not in reply
     assert json.loads(reply["Payload"].read())["a"] == 1
+
+
+def test_each_direct_invoke_runs_in_a_trace_of_its_own(
+    aws: Callable[[str], Any], fixture_stack: StackOutputs
+) -> None:
+    """As Lambda does: an invocation without a trace header starts one (which handlers find in
+    _X_AMZN_TRACE_ID); one with a header runs in it."""
+
+    def trace_of(header: str | None = None) -> str:
+        client = aws("lambda")
+        if header:
+
+            def send_header(request: Any, **kwargs: Any) -> None:
+                request.headers["X-Amzn-Trace-Id"] = header
+
+            client.meta.events.register("before-sign.lambda.Invoke", send_header)
+        reply = client.invoke(FunctionName=fixture_stack["EchoFunctionArn"], Payload="{}")
+        return str(json.loads(reply["Payload"].read())["trace_id"])
+
+    first, second = trace_of(), trace_of()
+    assert trace_header(first) == first
+    assert trace_root(first) != trace_root(second)
+    traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    assert trace_of(traced) == traced
 
 
 def test_event_invocation_is_accepted_and_runs_in_the_background(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from htcgrid_core.traces import trace_header, trace_root
 from htcgrid_local import moto_patches
 from htcgrid_local.emulator import Emulator
 from htcgrid_local.provision import StackOutputs, provision_stack
@@ -74,6 +75,28 @@ def test_start_sync_execution_runs_the_workflow_and_answers_like_aws(
     assert reply["name"] == "named-execution"
     assert set(reply) >= {"executionArn", "stateMachineArn", "startDate", "stopDate", "input"}
     assert json.loads(reply["output"])["attempts"] == 1
+
+
+def test_a_workflows_lambdas_run_in_the_executions_trace(
+    aws: Callable[[str], Any], fixture_stack: StackOutputs
+) -> None:
+    sfn = aws("stepfunctions")
+    traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+    def trace_of(**trace: str) -> str:
+        reply = sfn.start_sync_execution(
+            stateMachineArn=fixture_stack["WorkflowArn"],
+            input=json.dumps({"key": f"k-{uuid.uuid4().hex[:8]}"}),
+            **trace,
+        )
+        return str(json.loads(reply["output"])["trace_id"])
+
+    # the caller's trace, when it passes one
+    assert trace_of(traceHeader=traced) == traced
+    # else one the execution starts, which no other execution shares
+    first, second = trace_of(), trace_of()
+    assert trace_header(first) == first
+    assert trace_root(first) != trace_root(second)
 
 
 def test_stack_state_machine_is_express_substituted_and_executable(

@@ -19,7 +19,9 @@ from tests.waiting import wait_for
 HANDLER = "htcgrid_examples.scripted:handler"
 
 
-def context(task_id: str = "t1", timeout_s: float = 30, attempt: int = 1) -> TaskContext:
+def context(
+    task_id: str = "t1", timeout_s: float = 30, attempt: int = 1, trace_id: str | None = None
+) -> TaskContext:
     return TaskContext(
         function_name="test",
         aws_request_id=task_id,
@@ -27,6 +29,7 @@ def context(task_id: str = "t1", timeout_s: float = 30, attempt: int = 1) -> Tas
         attempt=attempt,
         memory_limit_in_mb=128,
         deadline=time.time() + timeout_s,
+        trace_id=trace_id,
     )
 
 
@@ -53,6 +56,16 @@ def test_handler_result_comes_back_as_json_with_the_lambda_context(slot: Slot) -
     assert result["value"] == [1, 2]
     assert result["task_id"] == "t1"
     assert 0 < result["remaining_ms"] <= 30_000
+
+
+def test_each_task_runs_in_its_own_trace_where_lambda_puts_it(slot: Slot) -> None:
+    traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    payload = json.dumps({"trace": True}).encode()
+    first = slot.run(payload, context(trace_id=traced), 30, threading.Event())
+    assert json.loads(first.result)["trace_id"] == traced
+    # a task without one does not inherit the previous task's trace
+    second = slot.run(payload, context(), 30, threading.Event())
+    assert json.loads(second.result)["trace_id"] is None
 
 
 def test_handler_exception_is_a_retryable_failure_named_by_its_class(slot: Slot) -> None:

@@ -41,6 +41,7 @@ def test_a_record_survives_the_round_trip_with_every_optional_field() -> None:
         lease_token="tok",
         lease_expires_at=1e9 + 0.123456,
         result_queue_url="https://sqs.example/q",
+        trace_header="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
         expires_at=2_000_000_000,
     )
     item = encode_record(full)

@@ -21,6 +21,9 @@ class TaskContext:
     invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:htcgrid-agent"
     log_group_name: str = "/htcgrid/agent"
     log_stream_name: str = "htcgrid-agent"
+    #: The attempt's X-Ray trace header: the task's own (its submission's trace), or a new one.
+    #: Handlers find it where Lambda puts it, in ``_X_AMZN_TRACE_ID`` (``traces.TRACE_HEADER_ENV``).
+    trace_id: str | None = None
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.time()) * 1000))

@@ -29,12 +29,14 @@ class FailureReporter:
         self._client = stepfunctions
         self._arn = retry_workflow_arn
 
-    def report(self, failure: AttemptFailure) -> bool:
-        """Whether the retry workflow recorded the failure (else the caller keeps the message)."""
+    def report(self, failure: AttemptFailure, trace_header: str | None = None) -> bool:
+        """Whether the retry workflow recorded the failure (else the caller keeps the message).
+        The workflow runs in ``trace_header``'s trace (the task's), if given."""
         request = RetryRequest(failures=[failure])
+        trace = {"traceHeader": trace_header} if trace_header else {}
         try:
             response = self._client.start_sync_execution(
-                stateMachineArn=self._arn, input=request.model_dump_json()
+                stateMachineArn=self._arn, input=request.model_dump_json(), **trace
             )
         except (ClientError, BotoCoreError) as error:
             logger.error(

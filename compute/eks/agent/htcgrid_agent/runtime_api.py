@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -37,6 +36,7 @@ from htcgrid_agent.context import TaskContext
 from htcgrid_agent.log import logger
 from htcgrid_agent.metrics import RUNTIME_RESTARTS
 from htcgrid_agent.slots import ABORTED, HandlerLoadError, Outcome
+from htcgrid_core.traces import new_trace_header
 
 #: Lambda's limit on a synchronous response (6 MB), and the error type it fails with.
 RESPONSE_LIMIT_BYTES = 6_291_556
@@ -132,16 +132,14 @@ def invocation_headers(context: TaskContext, region: str) -> dict[str, str]:
     """The ``GET .../next`` headers of one attempt. The request id is the task id; the client
     context carries the session and attempt, as strings (Lambda's custom context is a map of
     strings). No Cognito identity exists, so that header is left out, as Lambda leaves it out
-    of invocations without one."""
+    of invocations without one. The trace id is the task's (its submission's trace), or a new
+    one for a task that carries none."""
     arn = f"arn:aws:lambda:{region}:000000000000:function:{context.function_name}"
-    epoch = f"{int(time.time()):08x}"
     return {
         "Lambda-Runtime-Aws-Request-Id": context.aws_request_id,
         "Lambda-Runtime-Deadline-Ms": str(int(context.deadline * 1000)),
         "Lambda-Runtime-Invoked-Function-Arn": arn,
-        "Lambda-Runtime-Trace-Id": (
-            f"Root=1-{epoch}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
-        ),
+        "Lambda-Runtime-Trace-Id": context.trace_id or new_trace_header(),
         "Lambda-Runtime-Client-Context": json.dumps(
             {"custom": {"session_id": context.session_id, "attempt": str(context.attempt)}}
         ),

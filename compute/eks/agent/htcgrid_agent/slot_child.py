@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import resource
 import sys
 import traceback
@@ -19,6 +20,7 @@ from typing import Any
 from htcgrid_agent.context import TaskContext
 from htcgrid_agent.process import die_with_parent
 from htcgrid_agent.slots import OUT_OF_MEMORY, HandlerLoadError, receive_json, send_json
+from htcgrid_core.traces import TRACE_HEADER_ENV
 
 #: Longest error message a child reports (the agent bounds it again, in bytes).
 MAX_MESSAGE_CHARS = 2000
@@ -139,6 +141,11 @@ def serve(fd: int) -> None:
                 return
         except EOFError:
             return  # the agent closed the slot
+        # Per task, as Lambda sets it per invocation: tracing SDKs in the handler read it there.
+        if context.trace_id:
+            os.environ[TRACE_HEADER_ENV] = context.trace_id
+        else:
+            os.environ.pop(TRACE_HEADER_ENV, None)
         header, body = run(handler, payload, context, memory_limit)
         send_json(conn, header)
         if body is not None:

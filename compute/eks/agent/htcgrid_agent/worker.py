@@ -76,6 +76,7 @@ from htcgrid_core.queues import MAX_BATCH_ENTRIES, ReceivedTask
 from htcgrid_core.resources import GridResources
 from htcgrid_core.results import AttemptTimings, finished_result
 from htcgrid_core.table import Completion
+from htcgrid_core.traces import new_trace_header
 
 #: Longest back-off between fetch attempts after AWS errors.
 MAX_RECONNECT_DELAY_S = 30.0
@@ -748,6 +749,7 @@ class Worker:
             attempt=message.attempt,
             memory_limit_in_mb=self._slot_memory_mb,
             deadline=started + message.timeout_s,
+            trace_id=message.trace_header or new_trace_header(started),
         )
         with HANDLER_SECONDS.time():
             return slot.run(payload, context, message.timeout_s, running.stop)
@@ -835,7 +837,7 @@ class Worker:
             ),
         )
         log_attempt_failed(failure.error.type, failure.error.message, failure.error.retryable)
-        if self._failures.report(failure):
+        if self._failures.report(failure, message.trace_header):
             self._reporter.finished(task.queue_url, task.receipt_handle, None)
 
     def _hand_back_held(self, task: ReceivedTask, completion: Completion) -> None:

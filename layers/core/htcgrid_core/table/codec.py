@@ -66,7 +66,7 @@ def encode_record(record: TaskRecord) -> Item:
         value = getattr(record, name)
         if value is not None:
             item[name] = n(value)
-    for name in ("lease_token", "result_queue_url"):
+    for name in ("lease_token", "result_queue_url", "trace_header"):
         value = getattr(record, name)
         if value is not None:
             item[name] = s(value)
@@ -95,6 +95,7 @@ def decode_record(item: Item) -> TaskRecord:
         lease_token=text(item, "lease_token"),
         lease_expires_at=number(item, "lease_expires_at"),
         result_queue_url=text(item, "result_queue_url"),
+        trace_header=text(item, "trace_header"),
         expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
     )
 

@@ -16,4 +16,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "layer": fixture_layer.MARKER,
         "function_name": context.function_name,
         "remaining_ms_positive": context.get_remaining_time_in_millis() > 0,
+        "trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
     }
