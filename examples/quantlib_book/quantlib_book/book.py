@@ -20,13 +20,31 @@ MARKET: dict[str, Any] = {
     "curves": {
         "USD": {
             "deposits": {"1M": 0.0433, "3M": 0.0435, "6M": 0.0430},
-            "swaps": {"1Y": 0.0415, "2Y": 0.0395, "3Y": 0.0385, "5Y": 0.0380, "7Y": 0.0385,
-                      "10Y": 0.0395, "15Y": 0.0405, "20Y": 0.0408, "30Y": 0.0400},
+            "swaps": {
+                "1Y": 0.0415,
+                "2Y": 0.0395,
+                "3Y": 0.0385,
+                "5Y": 0.0380,
+                "7Y": 0.0385,
+                "10Y": 0.0395,
+                "15Y": 0.0405,
+                "20Y": 0.0408,
+                "30Y": 0.0400,
+            },
         },
         "EUR": {
             "deposits": {"1M": 0.0290, "3M": 0.0280, "6M": 0.0270},
-            "swaps": {"1Y": 0.0255, "2Y": 0.0235, "3Y": 0.0230, "5Y": 0.0235, "7Y": 0.0245,
-                      "10Y": 0.0255, "15Y": 0.0265, "20Y": 0.0262, "30Y": 0.0250},
+            "swaps": {
+                "1Y": 0.0255,
+                "2Y": 0.0235,
+                "3Y": 0.0230,
+                "5Y": 0.0235,
+                "7Y": 0.0245,
+                "10Y": 0.0255,
+                "15Y": 0.0265,
+                "20Y": 0.0262,
+                "30Y": 0.0250,
+            },
         },
     },
     "underlyings": {
@@ -84,15 +102,18 @@ def _option(draw: random.Random, trade_id: str, kind: str) -> dict[str, Any]:
             dates.append(day)
             months += 3
             year, month = divmod(maturity.month - 1 - months, 12)
-            day = maturity.replace(year=maturity.year + year, month=month + 1, day=min(
-                maturity.day, 28))
+            day = maturity.replace(
+                year=maturity.year + year, month=month + 1, day=min(maturity.day, 28)
+            )
         trade["exercise_dates"] = [d.isoformat() for d in reversed(dates)]
     if kind == "barrier":
-        trade["barrier_type"] = draw.choice(["down_and_out", "down_and_in", "up_and_out",
-                                             "up_and_in"])
+        trade["barrier_type"] = draw.choice(
+            ["down_and_out", "down_and_in", "up_and_out", "up_and_in"]
+        )
         down = trade["barrier_type"].startswith("down")
-        trade["barrier"] = round(spot * (draw.uniform(0.7, 0.92) if down
-                                         else draw.uniform(1.08, 1.35)), 2)
+        trade["barrier"] = round(
+            spot * (draw.uniform(0.7, 0.92) if down else draw.uniform(1.08, 1.35)), 2
+        )
         trade["rebate"] = draw.choice([0.0, 0.0, 0.0, 1.0])
     return trade
 
@@ -122,7 +143,8 @@ def _bond(draw: random.Random, trade_id: str) -> dict[str, Any]:
         "coupon": round(draw.uniform(0.01, 0.06), 4),
         "issue": issue.isoformat(),
         "maturity": issue.replace(year=issue.year + draw.choice([5, 10, 20, 30])).isoformat()
-        if issue.year >= 2021 else issue.replace(year=issue.year + 30).isoformat(),
+        if issue.year >= 2021
+        else issue.replace(year=issue.year + 30).isoformat(),
     }
 
 

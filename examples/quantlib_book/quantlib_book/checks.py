@@ -60,8 +60,13 @@ def closed_form_of(trade: Option, market: Market, quantlib: QuantLibMarket) -> d
     years = DAY_COUNTER.yearFraction(quantlib.valuation_date, maturity)
     discount = quantlib.curves[underlying.currency].handle.discount(maturity)
     return black_scholes(
-        trade.type, underlying.spot, trade.strike, -math.log(discount) / years,
-        underlying.dividend, underlying.volatility, years,
+        trade.type,
+        underlying.spot,
+        trade.strike,
+        -math.log(discount) / years,
+        underlying.dividend,
+        underlying.volatility,
+        years,
     )
 
 

@@ -224,8 +224,11 @@ def measure(grid: Grid, book: dict[str, Any], sizes: list[int], console: Console
         run = price_on_grid(grid, book, size, console)
         check_run(run)
         table.add_row(
-            str(size), str(len(run.payloads)), f"{run.elapsed_s:.1f}",
-            f"{run.trades / run.elapsed_s:,.0f}", f"{run.correct}/{run.trades}",
+            str(size),
+            str(len(run.payloads)),
+            f"{run.elapsed_s:.1f}",
+            f"{run.trades / run.elapsed_s:,.0f}",
+            f"{run.correct}/{run.trades}",
         )
     console.print(table)
 

@@ -35,8 +35,12 @@ class Conventions:
 
 CONVENTIONS = {
     "USD": Conventions(
-        ql.UnitedStates(ql.UnitedStates.FederalReserve), 2, ql.Semiannual,
-        ql.Thirty360(ql.Thirty360.BondBasis), 3, ql.Actual360(),
+        ql.UnitedStates(ql.UnitedStates.FederalReserve),
+        2,
+        ql.Semiannual,
+        ql.Thirty360(ql.Thirty360.BondBasis),
+        3,
+        ql.Actual360(),
     ),
     "EUR": Conventions(
         ql.TARGET(), 2, ql.Annual, ql.Thirty360(ql.Thirty360.BondBasis), 6, ql.Actual360()
@@ -64,18 +68,30 @@ class CurrencyCurve:
         quoted_index = self._index(currency, ql.YieldTermStructureHandle())
         for period, rate in deposits.items():
             quote = self._quote(rate)
-            helpers.append(ql.DepositRateHelper(
-                ql.QuoteHandle(quote), tenor(period), conventions.settlement_days,
-                conventions.calendar, ql.ModifiedFollowing, False,
-                conventions.floating_day_counter,
-            ))
+            helpers.append(
+                ql.DepositRateHelper(
+                    ql.QuoteHandle(quote),
+                    tenor(period),
+                    conventions.settlement_days,
+                    conventions.calendar,
+                    ql.ModifiedFollowing,
+                    False,
+                    conventions.floating_day_counter,
+                )
+            )
         for period, rate in swaps.items():
             quote = self._quote(rate)
-            helpers.append(ql.SwapRateHelper(
-                ql.QuoteHandle(quote), tenor(period), conventions.calendar,
-                conventions.fixed_frequency, ql.ModifiedFollowing, conventions.fixed_day_counter,
-                quoted_index,
-            ))
+            helpers.append(
+                ql.SwapRateHelper(
+                    ql.QuoteHandle(quote),
+                    tenor(period),
+                    conventions.calendar,
+                    conventions.fixed_frequency,
+                    ql.ModifiedFollowing,
+                    conventions.fixed_day_counter,
+                    quoted_index,
+                )
+            )
         # Settlement days 0 on the null calendar: the curve starts on the evaluation date,
         # whatever day of the week it is, and moves with it (theta by bumping the date).
         curve = ql.PiecewiseLogCubicDiscount(0, ql.NullCalendar(), helpers, DAY_COUNTER)
@@ -91,9 +107,15 @@ class CurrencyCurve:
     def _index(self, currency: str, handle: ql.YieldTermStructureHandle) -> ql.IborIndex:
         conventions = self.conventions
         return ql.IborIndex(
-            f"{currency}-{conventions.floating_months}M", ql.Period(conventions.floating_months,
-            ql.Months), conventions.settlement_days, ql.Currency(), conventions.calendar,
-            ql.ModifiedFollowing, False, conventions.floating_day_counter, handle,
+            f"{currency}-{conventions.floating_months}M",
+            ql.Period(conventions.floating_months, ql.Months),
+            conventions.settlement_days,
+            ql.Currency(),
+            conventions.calendar,
+            ql.ModifiedFollowing,
+            False,
+            conventions.floating_day_counter,
+            handle,
         )
 
 
@@ -113,9 +135,11 @@ class EquityProcess:
             ql.QuoteHandle(self.spot),
             ql.YieldTermStructureHandle(self.dividend),
             self.risk_free,
-            ql.BlackVolTermStructureHandle(ql.BlackConstantVol(
-                0, ql.NullCalendar(), ql.QuoteHandle(self.volatility), DAY_COUNTER
-            )),
+            ql.BlackVolTermStructureHandle(
+                ql.BlackConstantVol(
+                    0, ql.NullCalendar(), ql.QuoteHandle(self.volatility), DAY_COUNTER
+                )
+            ),
         )
 
 
@@ -130,9 +154,7 @@ class QuantLibMarket:
             for currency, curve in market.curves.items()
         }
         self.underlyings = {
-            name: EquityProcess(
-                one.spot, one.dividend, one.volatility, self.curves[one.currency]
-            )
+            name: EquityProcess(one.spot, one.dividend, one.volatility, self.curves[one.currency])
             for name, one in market.underlyings.items()
         }
 

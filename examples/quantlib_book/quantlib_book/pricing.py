@@ -89,7 +89,10 @@ def option_instrument(trade: Option, market: QuantLibMarket) -> ql.OneAssetOptio
         option.setPricingEngine(ql.AnalyticEuropeanEngine(process))
     elif trade.kind == "barrier":
         option = ql.BarrierOption(
-            BARRIER_TYPES[trade.barrier_type], trade.barrier, trade.rebate, payoff,
+            BARRIER_TYPES[trade.barrier_type],
+            trade.barrier,
+            trade.rebate,
+            payoff,
             ql.EuropeanExercise(maturity),
         )
         option.setPricingEngine(ql.AnalyticBarrierEngine(process))
@@ -100,9 +103,9 @@ def option_instrument(trade: Option, market: QuantLibMarket) -> ql.OneAssetOptio
             else ql.BermudanExercise([qdate(day) for day in trade.exercise_dates])
         )
         option = ql.VanillaOption(payoff, exercise)
-        option.setPricingEngine(ql.FdBlackScholesVanillaEngine(
-            process, trade.grid.time_steps, trade.grid.space_steps
-        ))
+        option.setPricingEngine(
+            ql.FdBlackScholesVanillaEngine(process, trade.grid.time_steps, trade.grid.space_steps)
+        )
     return option
 
 
@@ -179,8 +182,14 @@ def _price_swap(trade: Swap, market: QuantLibMarket) -> dict[str, float]:
 
     def schedule(frequency: ql.Period) -> ql.Schedule:
         return ql.Schedule(
-            start, end, frequency, calendar, ql.ModifiedFollowing, ql.ModifiedFollowing,
-            ql.DateGeneration.Forward, False,
+            start,
+            end,
+            frequency,
+            calendar,
+            ql.ModifiedFollowing,
+            ql.ModifiedFollowing,
+            ql.DateGeneration.Forward,
+            False,
         )
 
     swap = ql.VanillaSwap(
@@ -202,17 +211,32 @@ def _price_bond(trade: Bond, market: QuantLibMarket) -> dict[str, float]:
     curve = market.curves[trade.currency]
     conventions = CONVENTIONS[trade.currency]
     schedule = ql.Schedule(
-        qdate(trade.issue), qdate(trade.maturity), ql.Period(conventions.fixed_frequency),
-        conventions.calendar, ql.Unadjusted, ql.Unadjusted, ql.DateGeneration.Backward, False,
+        qdate(trade.issue),
+        qdate(trade.maturity),
+        ql.Period(conventions.fixed_frequency),
+        conventions.calendar,
+        ql.Unadjusted,
+        ql.Unadjusted,
+        ql.DateGeneration.Backward,
+        False,
     )
     bond = ql.FixedRateBond(
-        conventions.settlement_days, trade.face, schedule, [trade.coupon],
+        conventions.settlement_days,
+        trade.face,
+        schedule,
+        [trade.coupon],
         conventions.fixed_day_counter,
     )
     bond.setPricingEngine(ql.DiscountingBondEngine(curve.handle))
-    return _with_dv01(bond, curve.quotes, lambda: {
-        "npv": bond.NPV(), "clean_price": bond.cleanPrice(), "dirty_price": bond.dirtyPrice()
-    })
+    return _with_dv01(
+        bond,
+        curve.quotes,
+        lambda: {
+            "npv": bond.NPV(),
+            "clean_price": bond.cleanPrice(),
+            "dirty_price": bond.dirtyPrice(),
+        },
+    )
 
 
 def price_task(event: Any) -> dict[str, Any]:

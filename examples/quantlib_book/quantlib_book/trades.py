@@ -126,9 +126,7 @@ class _Fields:
             raise PermanentTaskError(f"{self.name(field)}: missing")
         return self.value[field]
 
-    def number(
-        self, field: str, low: float, high: float, *, default: float | None = None
-    ) -> float:
+    def number(self, field: str, low: float, high: float, *, default: float | None = None) -> float:
         """A number in [low, high] (low excluded if it is 0 and the range is of prices)."""
         value = self.raw(field, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -147,8 +145,9 @@ class _Fields:
     def integer(self, field: str, low: int, high: int, *, default: int | None = None) -> int:
         value = self.raw(field, default)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise PermanentTaskError(f"{self.name(field)}: {value!r} is not an integer in "
-                                     f"[{low}, {high}]")
+            raise PermanentTaskError(
+                f"{self.name(field)}: {value!r} is not an integer in [{low}, {high}]"
+            )
         return value
 
     def choice(self, field: str, choices: tuple[str, ...], *, default: str | None = None) -> str:
@@ -160,8 +159,9 @@ class _Fields:
     def text(self, field: str, pattern: str = r"^[A-Za-z0-9_.:-]{1,64}$") -> str:
         value = self.raw(field)
         if not isinstance(value, str) or not re.match(pattern, value):
-            raise PermanentTaskError(f"{self.name(field)}: {value!r} is not an id of 1 to 64 "
-                                     "letters, digits and _.:-")
+            raise PermanentTaskError(
+                f"{self.name(field)}: {value!r} is not an id of 1 to 64 letters, digits and _.:-"
+            )
         return value
 
     def day(self, field: str) -> date:
@@ -248,7 +248,7 @@ def parse_trade(value: Any, where: str, market: Market) -> Trade:
         )
     maturity = fields.day("maturity")
     _check_maturity(fields, maturity, valuation)
-    option = {
+    option: dict[str, Any] = {
         "id": trade_id,
         "kind": kind,
         "underlying": fields.choice("underlying", tuple(market.underlyings)),
@@ -294,9 +294,7 @@ def _exercise_dates(fields: _Fields, valuation: date, maturity: date) -> tuple[d
     listed = fields.raw("exercise_dates")
     if not isinstance(listed, list) or not 1 <= len(listed) <= 400:
         raise PermanentTaskError(f"{fields.name('exercise_dates')}: must list 1 to 400 dates")
-    days = tuple(
-        _day(day, fields.name(f"exercise_dates[{i}]")) for i, day in enumerate(listed)
-    )
+    days = tuple(_day(day, fields.name(f"exercise_dates[{i}]")) for i, day in enumerate(listed))
     if list(days) != sorted(set(days)) or days[0] <= valuation or days[-1] != maturity:
         raise PermanentTaskError(
             f"{fields.name('exercise_dates')}: must rise strictly, after the valuation date, "
