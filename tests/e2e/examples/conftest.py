@@ -11,6 +11,9 @@ import pytest
 from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
 from htcgrid_local.grid import LocalGrid
+from tests.e2e.runtimes.conftest import run_agent
+
+__all__ = ["run_agent"]
 
 
 @pytest.fixture(scope="session")
