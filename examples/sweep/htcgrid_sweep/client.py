@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amplitudes", type=int, default=FULL.amplitude.count)
     parser.add_argument("--frequencies", type=int, default=FULL.frequency.count)
     parser.add_argument("--batch-points", type=int, default=FULL.batch_points)
+    parser.add_argument("--name", default=FULL.name, help="another name runs the sweep afresh")
     args = parser.parse_args(argv)
     sweep = FULL.model_copy(
         update={
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 start=FULL.frequency.start, stop=FULL.frequency.stop, count=args.frequencies
             ),
             "batch_points": args.batch_points,
+            "name": args.name,
         }
     )
     sweep = Sweep.model_validate(sweep.model_dump())  # the limits, checked on the whole

@@ -44,6 +44,8 @@ class Sweep(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: Part of the identity: the same grid under another name is another sweep, run afresh.
+    name: str = Field(default="pendulum", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     amplitude: Axis
     #: Drive frequencies, in units of the pendulum's small-oscillation frequency; positive.
     frequency: Axis
@@ -110,10 +112,10 @@ class BatchRequest(BaseModel):
         return self
 
 
-#: The full-size sweep: 500 x 500 = 250,000 points, 2,500 per task (README: the measurement).
+#: The full-size sweep: 500 x 500 = 250,000 points, 5,000 per task (README: the measurement).
 FULL = Sweep(
     amplitude=Axis(start=0.0, stop=2.0, count=500),
     frequency=Axis(start=0.4, stop=1.6, count=500),
     damping=0.5,
-    batch_points=2500,
+    batch_points=5000,
 )
