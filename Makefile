@@ -53,7 +53,7 @@ lint: lint-python lint-template lint-k8s ## ruff, mypy, cfn-lint, sam validate/b
 lint-python: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/htcgrid_core client/htcgrid compute/eks/agent/htcgrid_agent local/htcgrid_local examples/htcgrid_examples examples/quantlib_book/quantlib_book bench/htcgrid_bench
+	$(BIN)/mypy layers/core/htcgrid_core client/htcgrid compute/eks/agent/htcgrid_agent local/htcgrid_local examples/htcgrid_examples examples/quantlib_book/quantlib_book examples/sweep/htcgrid_sweep bench/htcgrid_bench
 	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 
 lint-template: ## cfn-lint, sam validate --lint, sam build, checkov (tool envs in .tools/)
