@@ -7,7 +7,6 @@ backoff and jitter; every grid component gets its clients here so none of them f
 from __future__ import annotations
 
 import contextvars
-import random
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from htcgrid_core import faults, throttles
+from htcgrid_core.backoff import backoff_s
 from htcgrid_core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def s3(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
 def back_off(attempt: int, *, base_s: float, cap_s: float) -> None:
     """Wait before the next try of a call after try ``attempt`` failed: capped exponential
     (``base_s * 2**attempt``, at most ``cap_s``), full jitter."""
-    time.sleep(min(cap_s, base_s * 2**attempt) * random.random())  # noqa: S311 - jitter
+    time.sleep(backoff_s(attempt, base_s=base_s, cap_s=cap_s))
 
 
 def pause_before_resend(attempt: int) -> None:

@@ -14,10 +14,10 @@ RUNNING with that token.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from htcgrid_core.backoff import backoff_s
 from htcgrid_core.models import FailureCause, TaskError, TaskRecord, TaskState
 
 PENDING, RUNNING = TaskState.PENDING, TaskState.RUNNING
@@ -126,5 +126,4 @@ def retry_delay_s(attempt: int, *, base_s: float = 2.0, cap_s: int = MAX_RETRY_D
     Full jitter (a uniform draw below the exponential bound) spreads retries of a failed batch
     so they do not come back as one wave.
     """
-    bound = min(float(cap_s), base_s * (2 ** (attempt - 1)))
-    return int(random.uniform(0, bound))  # noqa: S311 - jitter, not cryptography
+    return int(backoff_s(attempt - 1, base_s=base_s, cap_s=float(cap_s)))

@@ -54,6 +54,7 @@ from htcgrid_agent.sessions import SessionWatch
 from htcgrid_agent.slots import HandlerLoadError, Outcome, Slot, TaskSlot, handler_environment
 from htcgrid_agent.task_errors import unexpected_outcome
 from htcgrid_core import aws, throttles
+from htcgrid_core.backoff import backoff_s
 from htcgrid_core.counters import SessionCounters
 from htcgrid_core.errors import (
     InvalidSubmissionError,
@@ -308,7 +309,7 @@ class Worker:
         )
 
     def _fetch_until_stopped(self) -> None:
-        delay = 0.5
+        failures = 0  # fetches in a row that AWS failed
         levels = self.grid.queues.priority_levels
         with ThreadPoolExecutor(max_workers=levels, thread_name_prefix="poll") as pollers:
             try:
@@ -320,10 +321,12 @@ class Worker:
                         received = self._receive(free, pollers)
                     except (ClientError, BotoCoreError) as error:
                         logger.warning("fetch failed, backing off", extra={"error": str(error)})
-                        self._stopping.wait(delay)
-                        delay = min(MAX_RECONNECT_DELAY_S, delay * 2)
+                        self._stopping.wait(
+                            backoff_s(failures, base_s=0.5, cap_s=MAX_RECONNECT_DELAY_S)
+                        )
+                        failures += 1
                         continue
-                    delay = 0.5
+                    failures = 0
                     if self._stopping.is_set():
                         self._hand_back(received)  # arrived during shutdown: not ours to run
                         break
@@ -561,7 +564,10 @@ class Worker:
         """Back-off before a stopped slot's next start: none after one that worked."""
         if slot.load_failures == 0:
             return 0.0
-        return min(MAX_SLOT_RESTART_DELAY_S, 2.0**slot.load_failures)
+        # No jitter: one slot alone, and the documented 2, 4, ... 60 s are what an operator sees.
+        return backoff_s(
+            slot.load_failures, base_s=1.0, cap_s=MAX_SLOT_RESTART_DELAY_S, jitter=False
+        )
 
     def _process(self, slot: TaskSlot, task: ReceivedTask) -> None:
         """Run one received message through claim, handler, record and report."""
