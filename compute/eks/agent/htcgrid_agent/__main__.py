@@ -13,6 +13,7 @@ import argparse
 import sys
 from typing import Any, Final
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
@@ -186,7 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     if config.metrics_port is not None:
         start_http_server(config.metrics_port)
-    worker = Worker(config, get_resources())
+    try:
+        worker = Worker(config, get_resources())
+    except (ValueError, BotoCoreError) as error:
+        # Settings missing or wrong (pydantic's ValidationError is a ValueError), or no region.
+        said = " ".join(str(error).split())  # a ValidationError spans lines: one line here
+        print(
+            f"htcgrid-agent: cannot find the grid: {said} (the HTCGRID_* settings come from "
+            "the stack's outputs: compute/eks/stack-env.sh, or `htcgrid-local env`)",
+            file=sys.stderr,
+        )
+        return 2
     health = None
     if config.health_port is not None:
         health = HealthServer(Probes(worker), config.health_port).start()
@@ -195,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     except HandlerLoadError as error:
         print(f"htcgrid-agent: cannot load the handler: {error}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as error:
+        # Past botocore's retries before the loop began (no credentials, a queue that does
+        # not exist): nothing was taken, so nothing is lost by stopping.
+        print(f"htcgrid-agent: AWS failed: {error}", file=sys.stderr)
+        return 1
     finally:
         if health is not None:
             health.stop()
