@@ -21,7 +21,7 @@ from pydantic import JsonValue
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from htcgrid import Grid, TaskResult, TaskState
+from htcgrid import Grid, GridError, TaskResult, TaskState
 from htcgrid_core import keys
 from htcgrid_sweep.definition import FULL, Axis, Sweep
 from htcgrid_sweep.table import BadResultError, check_batch, plot, write_parquet
@@ -184,7 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     sweep = Sweep.model_validate(sweep.model_dump())  # the limits, checked on the whole
     console = Console()
-    with Grid.connect(args.stack) if args.stack else Grid.local() as grid:
+    try:
+        grid = Grid.connect(args.stack) if args.stack else Grid.local()
+    except GridError as error:
+        # The sweep's session lives in the grid, so the grid must outlive this client: it does
+        # not start a local grid of its own, which would die with it and lose what was done.
+        console.print(
+            f"sweep: {error}\n(start a local grid that outlives this client: htcgrid-local up "
+            "--detach --agents 2 --handler htcgrid_sweep.handler:handler; or use --stack)"
+        )
+        return 2
+    with grid:
         outcome = run(grid, sweep, args.output, console)
     for batch, reason in sorted(outcome.failed.items())[:5]:
         console.print(f"batch {batch} failed: {reason}")
