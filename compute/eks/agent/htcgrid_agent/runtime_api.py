@@ -35,7 +35,7 @@ from typing import Any
 from htcgrid_agent.context import TaskContext
 from htcgrid_agent.log import logger
 from htcgrid_agent.metrics import RUNTIME_RESTARTS
-from htcgrid_agent.slots import ABORTED, HandlerLoadError, Outcome
+from htcgrid_agent.slots import ABORTED, HandlerLoadError, Outcome, StartRecord
 from htcgrid_core.traces import new_trace_header
 
 #: Lambda's limit on a synchronous response (6 MB), and the error type it fails with.
@@ -208,7 +208,7 @@ def peer_pid(server_port: int, peer_port: int) -> int | None:
     return None
 
 
-class RuntimeApiSlot:
+class RuntimeApiSlot(StartRecord):
     """One slot whose tasks run in a Lambda runtime, over the Runtime API on its own port.
 
     Started (``start``), the slot has a runtime parked on ``GET .../next``. ``run`` hands it
@@ -279,11 +279,8 @@ class RuntimeApiSlot:
             target=self._server.serve_forever, name=f"runtime-api-{self.address}", daemon=True
         )
         self._thread.start()
-        self.load_failures = 0
-        self.load_error = ""
         #: Why the runtime last failed to start: the outcome of the task that needed it.
         self.init_failure: Outcome | None = None
-        self.started = False
 
     @property
     def pid(self) -> int | None:
@@ -292,19 +289,10 @@ class RuntimeApiSlot:
 
     # -- the runtime's life -------------------------------------------------------------------
 
-    def start(self) -> None:
+    def _start(self) -> None:
         """Have a runtime ready: start it (``--bootstrap``) or wait for a sidecar's, until it
         asks for its first invocation. ``HandlerLoadError`` with the init error if it reports
         one, exits, or does not ask within the init timeout."""
-        try:
-            self._start()
-        except HandlerLoadError as error:
-            self.load_failures += 1
-            self.load_error = str(error)
-            raise
-        self.load_failures, self.load_error, self.started = 0, "", True
-
-    def _start(self) -> None:
         with self._state:
             self._init_error = None
         if self._command is not None:

@@ -165,7 +165,29 @@ def receive_outcome(conn: Connection, max_result_bytes: int | None = None) -> Ou
     )
 
 
-class Slot:
+class StartRecord:
+    """A slot's starts as the worker reads them: whether it is started, and its consecutive
+    failed starts with the last one's reason (for back-off and liveness). Subclasses say how
+    to start in ``_start``, raising ``HandlerLoadError`` when they cannot."""
+
+    load_failures = 0
+    load_error = ""
+    started = False
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except HandlerLoadError as error:
+            self.load_failures += 1
+            self.load_error = str(error)
+            raise
+        self.load_failures, self.load_error, self.started = 0, "", True
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+
+class Slot(StartRecord):
     """The agent's end of one child process."""
 
     init_on_invoke = False
@@ -189,23 +211,10 @@ class Slot:
         self._max_result_bytes = max_result_bytes
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        #: Consecutive failed starts of the child, and the last one's reason.
-        self.load_failures = 0
-        self.load_error = ""
-        self.started = False
         self.start()
 
-    def start(self) -> None:
-        """Start the child and import the handler in it; ``HandlerLoadError`` if it cannot."""
-        try:
-            self._start()
-        except HandlerLoadError as error:
-            self.load_failures += 1
-            self.load_error = str(error)
-            raise
-        self.load_failures, self.load_error, self.started = 0, "", True
-
     def _start(self) -> None:
+        """Start the child and import the handler in it; ``HandlerLoadError`` if it cannot."""
         ours, theirs = socket.socketpair()
         with ours, theirs:
             self._process = subprocess.Popen(
