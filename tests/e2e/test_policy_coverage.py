@@ -91,6 +91,9 @@ _ACTIONS = {
     ("s3", "ListObjects"): "s3:ListBucket",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
     ("lambda", "Invoke"): "lambda:InvokeFunction",
+    # IAM authorises each action of a transaction as its own operation; the grid's one
+    # transaction (a lone task's submission, TaskTable.persist_at_once) is made of Puts.
+    ("dynamodb", "TransactWriteItems"): "dynamodb:PutItem",
 }
 _SERVICE_PREFIXES = {"stepfunctions": "states"}
 #: Services whose operation names are their IAM action names.
