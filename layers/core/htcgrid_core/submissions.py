@@ -288,7 +288,7 @@ def accept_submission(
     def dispatch() -> None:
         dispatch_submission(batch, grid, trace_header)
 
-    aws.in_parallel(lambda step: step(), [count, dispatch])
+    aws.in_parallel(lambda step: step(), [dispatch, count])  # the send starts first
     return Accepted(
         batch.model_copy(update={"messages": [], "dispatched": True}), written, len(batch.messages)
     )
