@@ -151,6 +151,9 @@ class Session:
         )
         #: Results accepted in all.
         self._yielded = 0
+        #: Deletes of received notices, in flight on a thread of their own (``_acknowledge``).
+        self._acknowledger: ThreadPoolExecutor | None = None
+        self._acknowledging: list[Future[None]] = []
 
     @classmethod
     def open(cls, transport: Transport, session_id: str, stream_results: bool) -> Session:
@@ -175,6 +178,7 @@ class Session:
     def close(self) -> None:
         """Have the session function delete the result queue. Results stay readable through
         the status function."""
+        self._stop_acknowledging()
         if self.streams_results:
             self.transport.close_result_queue(self.id)
             self.streams_results = False
@@ -412,6 +416,7 @@ class Session:
         """Take one long poll's notices: their results join the ready results, their changed
         tasks are read on this turn. Returns how many results were accepted."""
         assert self.result_queue_url is not None  # results() polls only a queue it has
+        self._raise_acknowledgement_error()
         messages = self.transport.receive_notices(self.result_queue_url, wait_s)
         if messages is None:
             # Deleted under us (by anyone holding the client policy and calling the session
@@ -432,9 +437,36 @@ class Session:
             self._changed.extend(t for t in notice.changed if t in self._ledger)
         if messages:
             # Everything these notices carried is now in ``_ready`` or ``_changed``.
-            handles = [message["ReceiptHandle"] for message in messages]
-            self.transport.delete_notices(self.result_queue_url, handles)
+            self._acknowledge(self.result_queue_url, [m["ReceiptHandle"] for m in messages])
         return accepted
+
+    def _acknowledge(self, queue_url: str, handles: list[str]) -> None:
+        """Delete received notices on a thread of their own, so their results are handed
+        over without waiting for SQS (a round trip per receive, on a lone task's path). A
+        notice whose delete is late or lost comes back after its visibility timeout and is
+        dropped as a duplicate (``_accept``). A delete's error is raised by the next receive."""
+        if self._acknowledger is None:
+            self._acknowledger = ThreadPoolExecutor(1, thread_name_prefix="htcgrid-acknowledge")
+        self._acknowledging.append(
+            self._acknowledger.submit(
+                contextvars.copy_context().run, self.transport.delete_notices, queue_url, handles
+            )
+        )
+
+    def _raise_acknowledgement_error(self) -> None:
+        """Raise the error of the first delete that failed since the last receive."""
+        done = [future for future in self._acknowledging if future.done()]
+        self._acknowledging = [future for future in self._acknowledging if not future.done()]
+        for future in done:
+            future.result()
+
+    def _stop_acknowledging(self) -> None:
+        """Wait for the deletes in flight. Their errors are not raised: a notice left in the
+        queue dies with it, or is dropped as a duplicate by a later reader."""
+        if self._acknowledger is not None:
+            self._acknowledger.shutdown(wait=True)
+            self._acknowledger = None
+            self._acknowledging = []
 
     def _reconcile(self, *, forced: bool) -> None:
         """One turn of reading outstanding tasks back from the table: as many as the counters

@@ -322,6 +322,11 @@ def classify(environ: Mapping[str, Any], body: bytes | None) -> _Request:
         request = _Request(service or "unknown", action or f"{method} {path}")
     if request.service == "dynamodb":
         tables = document.get("RequestItems") or {}
+        # A transaction names its tables per item (Put, Update, Delete, ConditionCheck, Get).
+        for entry in document.get("TransactItems") or []:
+            for spec in entry.values() if isinstance(entry, dict) else ():
+                if isinstance(spec, dict) and spec.get("TableName"):
+                    tables = {**tables, str(spec["TableName"]): None}
         names = sorted(tables) if tables else [str(document.get("TableName", ""))]
         request.resource = ",".join(_name_from_arn(n) for n in names)
     elif request.service == "sqs":

@@ -876,6 +876,85 @@ def patch_dynamodb_conditional_writes_are_atomic() -> None:
         setattr(DynamoDBBackend, name, functools.wraps(original)(serialised))
 
 
+def patch_dynamodb_transactions_back_up_only_their_items() -> None:
+    """Let a TransactWriteItems back up the items it writes, not whole tables.
+
+    moto deep-copies every table a transaction names before applying it, to roll back if an
+    item's condition fails: a lone task's submission (one transaction of two items, see
+    ``TaskTable.persist_at_once``) copied every record of the task table, which grows with
+    each task the grid ever ran. Here the items the transaction names are copied instead, and
+    put back if it fails; moto's own copy of each table becomes the table itself (through the
+    ``copy`` moto's module calls, only while this thread runs a transaction), so its rollback
+    changes nothing. Writes are serialised (``patch_dynamodb_conditional_writes_are_atomic``,
+    applied after this one), so nothing else writes in between.
+    """
+    import copy as copy_module
+
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    in_transaction = threading.local()
+
+    class _TablesNotCopied:
+        """``copy`` for moto's DynamoDB module: a table copied inside a transaction is itself."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy_module, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            if isinstance(value, Table) and getattr(in_transaction, "active", False):
+                return value
+            return copy_module.deepcopy(value, memo)
+
+    original = DynamoDBBackend.transact_write_items
+
+    def touched(
+        backend: DynamoDBBackend, transact_items: list[dict[str, Any]]
+    ) -> list[tuple[Table, DynamoType, DynamoType | None, Any]]:
+        """(table, hash key, range key, a copy of the item or None) of every item named."""
+        found = []
+        for entry in transact_items:
+            op = next(iter(entry.values()), None)
+            if not isinstance(op, dict) or op.get("TableName") not in backend.tables:
+                continue  # moto answers for a malformed or unknown one before writing
+            table = backend.tables[op["TableName"]]
+            key = op.get("Key") if "Key" in op else op.get("Item")
+            if not isinstance(key, dict) or table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_attr = table.range_key_attr
+            if range_attr is not None and range_attr not in key:
+                continue
+            range_value = DynamoType(key[range_attr]) if range_attr is not None else None
+            before = table.get_item(hash_value, range_value)
+            found.append((table, hash_value, range_value, copy_module.deepcopy(before)))
+        return found
+
+    @functools.wraps(original)
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        backups = touched(self, transact_items)
+        in_transaction.active = True
+        try:
+            original(self, transact_items)
+        except BaseException:
+            for table, hash_value, range_value, before in reversed(backups):
+                if before is None:
+                    table.delete_item(hash_value, range_value)
+                elif range_value is not None:
+                    table.items[hash_value][range_value] = before
+                else:
+                    table.items[hash_value] = before
+            raise
+        finally:
+            in_transaction.active = False
+
+    dynamodb_models.copy = _TablesNotCopied()  # type: ignore[attr-defined,assignment]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 # --- DynamoDB UpdateItem --------------------------------------------------------------------
 
 #: Entries each expression cache holds before it starts over (a grid uses a dozen expressions;
@@ -1537,6 +1616,10 @@ PATCHES: dict[str, Callable[[], None]] = {
     # Before the next one, which wraps the UpdateItem this one replaces.
     "dynamodb_update_item_reuses_parsed_expressions": (
         patch_dynamodb_update_item_reuses_parsed_expressions
+    ),
+    # Before the next one, which wraps the TransactWriteItems this one replaces.
+    "dynamodb_transactions_back_up_only_their_items": (
+        patch_dynamodb_transactions_back_up_only_their_items
     ),
     "dynamodb_conditional_writes_are_atomic": patch_dynamodb_conditional_writes_are_atomic,
 }

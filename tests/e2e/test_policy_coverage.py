@@ -37,7 +37,7 @@ from htcgrid_core import keys, result_queues
 from htcgrid_core.models import InlineData, Submission, TaskMessage, TaskSpec, TaskState
 from htcgrid_core.resources import GridResources
 from htcgrid_core.settings import GridSettings
-from htcgrid_core.submissions import persist_submission
+from htcgrid_core.submissions import DISPATCH_AT_ONCE_MAX_TASKS, persist_submission
 from htcgrid_local import accounting
 from htcgrid_local.accounting import Accounting
 from htcgrid_local.clients import client as emulator_client
@@ -91,6 +91,9 @@ _ACTIONS = {
     ("s3", "ListObjects"): "s3:ListBucket",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
     ("lambda", "Invoke"): "lambda:InvokeFunction",
+    # IAM authorises each action of a transaction as its own operation; the grid's one
+    # transaction (a lone task's submission, TaskTable.persist_at_once) is made of Puts.
+    ("dynamodb", "TransactWriteItems"): "dynamodb:PutItem",
 }
 _SERVICE_PREFIXES = {"stepfunctions": "states"}
 #: Services whose operation names are their IAM action names.
@@ -226,7 +229,7 @@ def stop_agents(grid: LocalGrid, how: signal.Signals) -> None:
 def client_paths(client: Grid) -> str:
     """Submit, stream results, read payloads and results through S3, and every read path."""
     with client.open_session() as session:
-        task_ids = session.submit(
+        first = session.submit(
             [
                 {"value": 1},
                 {"value": 2, "fail_attempts": 1},
@@ -235,9 +238,13 @@ def client_paths(client: Grid) -> str:
                 {"value": "x" * 20_000},
             ]
         )
+        # More tasks than one batch of messages: the dispatch function's step sends these
+        # (the five above, the submission function itself).
+        larger = session.submit([{"value": v} for v in range(DISPATCH_AT_ONCE_MAX_TASKS + 1)])
+        task_ids = [*first, *larger]
         results = session.wait(timeout=120)
     assert sorted(r.state for r in results) == sorted(
-        [TaskState.SUCCEEDED] * 4 + [TaskState.FAILED]
+        [TaskState.SUCCEEDED] * (4 + DISPATCH_AT_ONCE_MAX_TASKS + 1) + [TaskState.FAILED]
     )
     # A submission Persist rejects (no level 4 on this grid): the workflow records why.
     rejected = Submission(

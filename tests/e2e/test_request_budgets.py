@@ -131,9 +131,10 @@ def test_lambda_and_step_functions_run_per_submission_not_per_task(counted: Acco
     # result queue (and the status function is read if the session goes quiet).
     by_client = counted.total(caller=CLIENT, service="lambda", operation="Invoke")
     assert 2 <= by_client <= 3
-    # Persist and Dispatch: two Lambda invocations and two states per execution.
+    # Persist and Dispatch (submissions of hundreds of tasks): two Lambda invocations and three
+    # states per execution (Persist, the choice of DispatchedYet, Dispatch).
     assert counted.total(service="lambda", operation="Invoke") - by_client == 2 * executions
-    assert counted.total("states_entered", service="stepfunctions") == 2 * executions
+    assert counted.total("states_entered", service="stepfunctions") == 3 * executions
 
 
 def test_each_task_record_costs_two_write_units(counted: Accounting) -> None:
@@ -233,3 +234,42 @@ def test_capacity_units_follow_item_sizes(budget_grid: LocalGrid) -> None:
         "GetItem": (0.0, 1.0),
         "Query": (0.0, 4.0),
     }
+
+
+def test_a_lone_task_is_dispatched_without_the_dispatch_step(budget_grid: LocalGrid) -> None:
+    """A submission of one batch of messages is sent by the submission function: its workflow
+    invokes one Lambda, not two, and its message leaves one hop sooner. A lone task's records
+    are written in one transaction, two round trips fewer than for larger submissions."""
+    endpoint_url = budget_grid.endpoint_url
+    outputs = dict(budget_grid.outputs)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(APP_ID_VARIABLE, CLIENT)
+        client = Grid(GridEndpoints.for_emulator(outputs, endpoint_url))
+        accounting.reset(endpoint_url)
+        run_session(client, 1)
+    counted: Accounting = wait_for(
+        lambda: acknowledged(endpoint_url, 1), 30, "the lone task acknowledged"
+    )
+    by_workflow = [
+        (row.resource, row.count)
+        for row in counted.select(service="lambda", operation="Invoke")
+        if row.caller.startswith("workflow:")
+    ]
+    # The emulator names a function without CloudFormation's random suffix.
+    submission_function = "htcgrid-budgets-SubmissionFunction"
+    assert outputs["SubmissionFunctionName"].startswith(submission_function + "-")
+    assert by_workflow == [(submission_function, 1)]
+    (sent,) = counted.select(
+        service="sqs",
+        operation="SendMessageBatch",
+        caller=f"lambda:{submission_function}",
+    )
+    assert sent.entries == 1
+    # Its records in one transaction; then the session's count and the DISPATCHED mark.
+    writes = {
+        row.operation: row.count
+        for row in counted.select(service="dynamodb", caller=f"lambda:{submission_function}")
+    }
+    assert writes == {"TransactWriteItems": 1, "UpdateItem": 2}
+    # Persist, DispatchedYet, Receipt.
+    assert counted.total("states_entered", service="stepfunctions") == 3

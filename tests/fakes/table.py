@@ -162,6 +162,26 @@ class FakeTaskTable:
                 )
             return old.stage
 
+    def persist_at_once(
+        self,
+        session_id: str,
+        submission_token: str,
+        records: Sequence[TaskRecord],
+        now: float,
+        dispatch_deadline: float,
+        expires_at: int | None,
+        content_sha256: str,
+    ) -> SubmissionStage | None:
+        with self._lock:  # re-entrant: one atomic step, as the adapter's transaction
+            stage = self.begin_submission(session_id, submission_token, len(records), now)
+            if stage is not None:
+                return stage
+            self.put_new_tasks(records)
+            self.mark_persisted(
+                session_id, submission_token, dispatch_deadline, expires_at, content_sha256
+            )
+            return None
+
     def mark_persisted(
         self,
         session_id: str,

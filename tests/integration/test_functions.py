@@ -34,7 +34,9 @@ from htcgrid_core.models import (
     TaskMessage,
     TaskState,
 )
+from htcgrid_core.ports import SubmissionStage
 from htcgrid_core.resources import GridResources
+from htcgrid_core.submissions import DISPATCH_AT_ONCE_MAX_TASKS
 from htcgrid_core.table import Completion
 from tests.integration.builders import persist
 
@@ -85,18 +87,44 @@ def invoke(grid_env: Callable[[], None]) -> Invoke:
     return call
 
 
-def test_submission_persists_the_sample_submission(
+def test_submission_persists_and_dispatches_the_small_sample_submission(
     invoke: Invoke, grid: GridResources, session_id: str
 ) -> None:
-    batch = DispatchBatch.model_validate(
-        invoke("submission", event("submission", session_id=session_id))
-    )
-    assert len(batch.task_ids) == len(batch.messages) == 2
-    assert [m.priority for m in batch.messages] == [1, 2]  # default is the middle level
-    assert batch.messages[1].max_attempts == 5
-    assert batch.messages[1].timeout_s == 30
+    sample = event("submission", session_id=session_id)
+    batch = DispatchBatch.model_validate(invoke("submission", sample))
+    # A submission of one batch of messages is dispatched by the submission function itself:
+    # the workflow ends with its receipt, without the dispatch step.
+    assert batch.dispatched
+    assert batch.messages == []
+    assert len(batch.task_ids) == 2
     records = grid.table.get_records(session_id, batch.task_ids)
     assert {r.state for r in records.values()} == {TaskState.PENDING}
+    record = grid.table.submission(session_id, sample["submission_token"])
+    assert record is not None
+    assert record.stage is SubmissionStage.DISPATCHED
+    sent = [
+        r.message
+        for priority in (1, 2)  # the default is the middle level
+        for r in grid.queues.receive_tasks(priority=priority, max_messages=10, wait_s=1)
+    ]
+    assert [m.task_id for m in sent] == batch.task_ids
+    assert [m.priority for m in sent] == [1, 2]
+    assert sent[1].max_attempts == 5
+    assert sent[1].timeout_s == 30
+
+
+def test_submission_leaves_a_larger_submission_to_the_dispatch_step(
+    invoke: Invoke, grid: GridResources, session_id: str
+) -> None:
+    sample = event("submission", session_id=session_id)
+    sample["tasks"] = [sample["tasks"][0]] * (DISPATCH_AT_ONCE_MAX_TASKS + 1)
+    batch = DispatchBatch.model_validate(invoke("submission", sample))
+    assert not batch.dispatched
+    assert len(batch.messages) == len(batch.task_ids) == DISPATCH_AT_ONCE_MAX_TASKS + 1
+    record = grid.table.submission(session_id, sample["submission_token"])
+    assert record is not None
+    assert record.stage is SubmissionStage.PERSISTED
+    assert grid.queues.receive_tasks(priority=1, max_messages=10, wait_s=0) == []
 
 
 def test_submission_rejects_bad_input_naming_the_field(invoke: Invoke, session_id: str) -> None:
@@ -304,10 +332,14 @@ def test_a_submission_may_name_only_its_own_sessions_result_queue(
         grid.table.get_records(session_id, [keys.task_id_for(session_id, "sample-token-1", 0)])
         == {}
     )
-    batch = DispatchBatch.model_validate(
-        invoke("submission", event("submission", session_id=session_id, result_queue_url=own))
-    )
-    assert {m.result_queue_url for m in batch.messages} == {own}
+    invoke("submission", event("submission", session_id=session_id, result_queue_url=own))
+    sent = [
+        r.message
+        for priority in (1, 2)
+        for r in grid.queues.receive_tasks(priority=priority, max_messages=10, wait_s=1)
+    ]
+    assert {m.result_queue_url for m in sent} == {own}
+    assert len(sent) == 2
 
 
 def test_a_submission_too_large_for_the_workflow_is_refused_and_nothing_is_written(

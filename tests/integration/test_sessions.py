@@ -22,8 +22,11 @@ from htcgrid_core.sessions import delete_session, status_of
 from htcgrid_core.table import tasks as table_tasks
 from tests.integration.builders import persist, submit
 from tests.unit.core.test_session_records import (  # noqa: F401 - collected here, on moto
+    test_a_larger_submission_is_left_to_the_dispatch_step,
     test_a_resubmission_of_other_tasks_with_the_same_token_is_refused,
     test_a_retried_submission_counts_its_tasks_once,
+    test_a_small_submission_is_dispatched_at_once_and_its_retry_repeats_nothing,
+    test_a_small_submission_whose_dispatch_mark_failed_is_sent_again_and_counted_once,
     test_counters_follow_agents_and_cancellation,
     test_recent_sessions_are_listed_newest_first_with_counts,
     test_records_written_at_submission_expire_after_the_retention,

@@ -8,6 +8,8 @@ import pytest
 
 from tests.unit.core.test_task_store import (  # noqa: F401 - collected here, against moto
     test_a_concurrent_attempt_at_the_same_submission_is_told_to_retry_later,
+    test_a_lone_task_being_persisted_by_another_attempt_is_told_to_retry_later,
+    test_a_lone_task_is_persisted_in_one_write_once,
     test_a_long_error_history_stays_within_the_item_limit_and_counts_every_attempt,
     test_an_attempt_that_died_while_persisting_is_taken_over,
     test_cancelled_task_never_records_a_late_success,

@@ -62,7 +62,10 @@ def _emf(name: str, emitter: str, meaning: str) -> Metric:
 
 TASKS_PERSISTED = _emf("TasksPersisted", "submission", "tasks submitted (persisted as PENDING)")
 TASKS_DISPATCHED = _emf(
-    "TasksDispatched", "dispatch", "tasks sent to their priority queue by a submission"
+    "TasksDispatched",
+    "submission, dispatch",
+    "tasks sent to their priority queue by a submission (a small one's by the submission "
+    "function itself)",
 )
 ATTEMPTS_RETRIED = _emf(
     "AttemptsRetried", "retry", "failed attempts given another attempt (after a backoff)"

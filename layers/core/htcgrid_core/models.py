@@ -194,13 +194,16 @@ class TaskMessage(TaskAttempt):
 class DispatchBatch(Document):
     """Output of the persist step, input of the dispatch step of the submit workflow.
 
-    ``messages`` is empty when an earlier attempt of the same submission already dispatched.
+    ``messages`` is empty when an earlier attempt of the same submission already dispatched,
+    or when the persist step dispatched them itself (a small submission): then ``dispatched``
+    is set and the workflow skips the dispatch step.
     """
 
     session_id: SessionId
     submission_token: SubmissionToken
     task_ids: list[TaskId]
     messages: list[TaskMessage]
+    dispatched: bool = False
 
 
 class SubmissionReceipt(Document):

@@ -105,6 +105,17 @@ class TaskStore(Protocol):
         self, session_id: str, submission_token: str, task_count: int, now: float
     ) -> SubmissionStage | None: ...
 
+    def persist_at_once(
+        self,
+        session_id: str,
+        submission_token: str,
+        records: Sequence[TaskRecord],
+        now: float,
+        dispatch_deadline: float,
+        expires_at: int | None,
+        content_sha256: str,
+    ) -> SubmissionStage | None: ...
+
     def mark_persisted(
         self,
         session_id: str,

@@ -52,20 +52,16 @@ DISPATCH_DEADLINE_S = 600
 DeleteProgress = Callable[[int, int], None]
 
 
-def record_persisted(
+def mark_persisted(
     grid: GridPorts,
     session_id: str,
     submission_token: str,
-    task_count: int,
     now: float,
     content_sha256: str | None = None,
 ) -> bool:
-    """Move a submission PERSISTING -> PERSISTED and, if this call made that move, count its
-    tasks on the session record (registering the session on its first submission).
-
-    Exactly one attempt of a submission wins the conditional move, so tasks are counted once
-    per submission token; returns False when another attempt had already moved it. If the
-    process dies between the two writes the count stays short (see ``counters``).
+    """Move a submission PERSISTING -> PERSISTED: True if this call made that move, False when
+    another attempt had already made it. Exactly one attempt of a submission wins the
+    conditional move, and only that one counts its tasks (:func:`count_submitted`).
 
     The PERSISTED submission is filed for the reaper's sweep by its dispatch deadline until
     dispatching it removes the entry (``TaskStore.mark_persisted``). ``content_sha256`` (of its
@@ -73,13 +69,18 @@ def record_persisted(
     tasks.
     """
     expires_at = expiry(grid.settings.result_retention_days, now)
-    moved = grid.table.mark_persisted(
+    return grid.table.mark_persisted(
         session_id, submission_token, now + DISPATCH_DEADLINE_S, expires_at, content_sha256
     )
-    if moved:
-        # Each submission extends the session record's retention, as its tasks' records.
-        grid.table.sessions.count_submitted(session_id, task_count, now, expires_at)
-    return moved
+
+
+def count_submitted(grid: GridPorts, session_id: str, task_count: int, now: float) -> None:
+    """Count a newly persisted submission's tasks on the session record (registering the
+    session on its first submission). Called once per submission, by the attempt that made it
+    PERSISTED: if the process dies before, the count stays short (see ``counters``). Each
+    submission extends the session record's retention, as its tasks' records."""
+    expires_at = expiry(grid.settings.result_retention_days, now)
+    grid.table.sessions.count_submitted(session_id, task_count, now, expires_at)
 
 
 def record_rejection(

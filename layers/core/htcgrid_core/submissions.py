@@ -1,9 +1,12 @@
 """Accepting a submission: validate it, persist its tasks, dispatch them to the queues.
 
-The submit workflow calls ``persist_submission`` then ``dispatch_submission``. Both are
-idempotent on the submission token: the submission record says how far an earlier attempt got,
-so a retried execution (Step Functions Retry, or a client retrying a failed synchronous call)
-never writes a task twice over one that may already be running.
+The submit workflow's submission function calls ``accept_submission``: it persists the tasks
+and, for a small submission (one batch of messages), dispatches them itself, so the workflow
+ends there; a larger one goes on to the dispatch function (``dispatch_submission``), a step of
+its own that a failure retries without redoing the writes. Every step is idempotent on the
+submission token: the submission record says how far an earlier attempt got, so a retried
+execution (Step Functions Retry, or a client retrying a failed synchronous call) never writes a
+task twice over one that may already be running.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from htcgrid_core import counters, keys, result_queues, sessions, traces
+from htcgrid_core import aws, counters, keys, result_queues, sessions, traces
 from htcgrid_core.errors import InvalidSubmissionError
 from htcgrid_core.models import (
     MAX_DISPATCH_BATCH_BYTES,
@@ -28,9 +32,21 @@ from htcgrid_core.models import (
 )
 from htcgrid_core.payloads import session_prefix, to_json_bytes
 from htcgrid_core.ports import GridPorts, SubmissionStage
+from htcgrid_core.queues import MAX_BATCH_ENTRIES
 from htcgrid_core.settings import GridSettings
 
 DocumentT = TypeVar("DocumentT", bound=BaseModel)
+
+#: A submission of at most this many tasks is dispatched by the submission function itself:
+#: its messages are one SendMessageBatch, which costs less than the workflow's hop to the
+#: dispatch function (a state transition and a Lambda invocation, one after the other).
+DISPATCH_AT_ONCE_MAX_TASKS = MAX_BATCH_ENTRIES
+#: A submission of at most this many tasks is persisted in one transaction (its submission
+#: record and task records together): two round trips fewer than claiming the record, writing
+#: the tasks and marking it PERSISTED, for one more write unit per task (a transaction bills
+#: 2 per item). Worth it for a lone task, whose latency is the submission's; beyond, the
+#: extra units grow with the tasks and the round trips saved do not.
+ONE_WRITE_MAX_TASKS = 1
 
 
 def parse_document(model: type[DocumentT], data: object) -> DocumentT:
@@ -153,9 +169,19 @@ def check_same_content(submission: Submission, persisted: str | None, content: s
         )
 
 
-def persist_submission(
+@dataclass(frozen=True)
+class Persisted:
+    """A submission's tasks in the table: the batch to dispatch, and whether this attempt
+    made the submission PERSISTED (then it, and only it, counts the tasks on the session)."""
+
+    batch: DispatchBatch
+    newly_persisted: bool
+    at: float
+
+
+def write_submission(
     submission: Submission, grid: GridPorts, trace_header: str | None = None
-) -> DispatchBatch:
+) -> Persisted:
     """Validate a submission against the grid and write its tasks as PENDING, exactly once.
     Nothing is written for a submission that breaks a rule. The records keep ``trace_header``
     (the submission's trace) for the messages of the tasks' retries; the batch's messages do
@@ -172,36 +198,100 @@ def persist_submission(
         )
         raise
     content = content_sha256(submission)
-    stage = grid.table.begin_submission(
-        submission.session_id, submission.submission_token, len(batch.messages), now
-    )
+    expires_at = counters.expiry(grid.settings.result_retention_days, now)
+    header = traces.trace_header(trace_header)
+    if len(batch.messages) <= ONE_WRITE_MAX_TASKS:
+        # Claim, records and PERSISTED in one transaction: two round trips fewer.
+        stage = grid.table.persist_at_once(
+            submission.session_id,
+            submission.submission_token,
+            [m.pending_record(expires_at, header) for m in batch.messages],
+            now,
+            now + sessions.DISPATCH_DEADLINE_S,
+            expires_at,
+            content,
+        )
+        moved = stage is None
+    else:
+        stage = grid.table.begin_submission(
+            submission.session_id, submission.submission_token, len(batch.messages), now
+        )
+        moved = False
     if stage is not None:  # an earlier attempt got further: it must be this very submission
         persisted = grid.table.persisted_content(submission.session_id, submission.submission_token)
         check_same_content(submission, persisted, content)
     # None: this attempt owns the submission. If an earlier attempt died while writing, no
     # message was sent yet, so rewriting the same PENDING records is safe. Past PERSISTING,
     # the tasks may be running and are never written again.
-    if stage is None:
-        expires_at = counters.expiry(grid.settings.result_retention_days, now)
-        grid.table.put_new_tasks(
-            [
-                m.pending_record(expires_at, traces.trace_header(trace_header))
-                for m in batch.messages
-            ]
-        )
-        # PERSISTED (filed for the reaper's sweep until it is dispatched), and the session's
-        # submitted count if this attempt made that move.
-        sessions.record_persisted(
-            grid,
-            submission.session_id,
-            submission.submission_token,
-            len(batch.messages),
-            now,
-            content,
+    if stage is None and not moved:
+        grid.table.put_new_tasks([m.pending_record(expires_at, header) for m in batch.messages])
+        # PERSISTED (filed for the reaper's sweep until it is dispatched).
+        moved = sessions.mark_persisted(
+            grid, submission.session_id, submission.submission_token, now, content
         )
     if stage is SubmissionStage.DISPATCHED:
-        return batch.model_copy(update={"messages": []})
-    return batch
+        batch = batch.model_copy(update={"messages": []})
+    return Persisted(batch, moved, now)
+
+
+def count_persisted(grid: GridPorts, persisted: Persisted) -> None:
+    """Count the tasks on the session record, if this attempt persisted the submission."""
+    if persisted.newly_persisted:
+        batch = persisted.batch
+        sessions.count_submitted(grid, batch.session_id, len(batch.task_ids), persisted.at)
+
+
+def persist_submission(
+    submission: Submission, grid: GridPorts, trace_header: str | None = None
+) -> DispatchBatch:
+    """Write a submission's tasks (:func:`write_submission`) and count them on the session:
+    the batch for :func:`dispatch_submission`."""
+    persisted = write_submission(submission, grid, trace_header)
+    count_persisted(grid, persisted)
+    return persisted.batch
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The submission function's output (``batch``) and what this attempt did: tasks written
+    (0 when an earlier attempt had), messages sent."""
+
+    batch: DispatchBatch
+    written: int
+    sent: int
+
+
+def accept_submission(
+    submission: Submission, grid: GridPorts, trace_header: str | None = None
+) -> Accepted:
+    """The submission function's step: persist a submission and, if it is small (at most
+    :data:`DISPATCH_AT_ONCE_MAX_TASKS` tasks), dispatch it too. A dispatched batch comes back
+    with ``dispatched`` set and no messages, and the workflow ends with its receipt; any other
+    goes on to the dispatch step.
+
+    The session's count and the dispatch go out at once: neither needs the other, and the
+    task's message leaves one round trip sooner. The guarantees are the two steps': the
+    messages are sent only once the tasks are PERSISTED, the submission is marked DISPATCHED
+    only once they are sent, and a retry after a failure in between sends them again
+    (harmless: only one attempt's completion can be recorded).
+    """
+    persisted = write_submission(submission, grid, trace_header)
+    batch = persisted.batch
+    written = len(batch.task_ids) if persisted.newly_persisted else 0
+    if len(batch.task_ids) > DISPATCH_AT_ONCE_MAX_TASKS:
+        count_persisted(grid, persisted)
+        return Accepted(batch, written, 0)
+
+    def count() -> None:
+        count_persisted(grid, persisted)
+
+    def dispatch() -> None:
+        dispatch_submission(batch, grid, trace_header)
+
+    aws.in_parallel(lambda step: step(), [dispatch, count])  # the send starts first
+    return Accepted(
+        batch.model_copy(update={"messages": [], "dispatched": True}), written, len(batch.messages)
+    )
 
 
 def dispatch_submission(

@@ -992,3 +992,87 @@ def test_the_emulators_update_item_keeps_conditions_and_return_values(
     assert conflict.value.response["Item"]["result"] == {"S": "r1"}
     with pytest.raises(ddb.exceptions.ClientError, match='Syntax error; token: "<EOF>"'):
         ddb.update_item(TableName=name, **update("t0", "SET a =", {":a": {"S": "1"}}))
+
+
+# --- DynamoDB TransactWriteItems -------------------------------------------------------------
+
+
+def transaction_backend() -> tuple[Any, Any]:
+    """A fresh backend (an account of its own) with a task-like table of 200 items."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    account = f"{uuid.uuid4().int % 10**12:012d}"
+    backend = dynamodb_backends[account]["us-east-1"]
+    table = backend.create_table(
+        "transactions",
+        schema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        throughput=None,
+        attr=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        global_indexes=[],
+        indexes=[],
+        streams=None,
+        billing_mode="PAY_PER_REQUEST",
+        sse_specification=None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    for index in range(200):
+        backend.put_item(
+            "transactions", {"pk": {"S": "s"}, "sk": {"S": f"task-{index}"}, "v": {"N": "0"}}
+        )
+    return backend, table
+
+
+def submission_transaction(sk: str, condition: str) -> list[dict[str, Any]]:
+    """A submission record put on a condition, a new task, and an update of an old one."""
+    return [
+        {
+            "Put": {
+                "TableName": "transactions",
+                "Item": {"pk": {"S": "s"}, "sk": {"S": sk}, "stage": {"S": "PERSISTED"}},
+                "ConditionExpression": condition,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        },
+        {"Put": {"TableName": "transactions", "Item": {"pk": {"S": "s"}, "sk": {"S": "new"}}}},
+        {
+            "Update": {
+                "TableName": "transactions",
+                "Key": {"pk": {"S": "s"}, "sk": {"S": "task-7"}},
+                "UpdateExpression": "SET v = :v",
+                "ExpressionAttributeValues": {":v": {"N": "1"}},
+            }
+        },
+    ]
+
+
+def test_a_transaction_writes_all_its_items_or_none_without_copying_the_table() -> None:
+    from moto.dynamodb.exceptions import TransactionCanceledException
+
+    backend, table = transaction_backend()
+
+    def item(sk: str) -> Any:
+        found = backend.get_item("transactions", {"pk": {"S": "s"}, "sk": {"S": sk}})
+        return None if found is None else found.to_json()["Attributes"]
+
+    # A transaction whose first condition fails: nothing it names changes, and the table
+    # is still the one moto holds (moto's stock rollback swaps in a deep copy of it).
+    backend.put_item("transactions", {"pk": {"S": "s"}, "sk": {"S": "sub"}, "stage": {"S": "X"}})
+    with pytest.raises(TransactionCanceledException) as cancelled:
+        backend.transact_write_items(submission_transaction("sub", "attribute_not_exists(stage)"))
+    assert "ConditionalCheckFailed" in str(cancelled.value)
+    assert backend.tables["transactions"] is table
+    assert item("sub") == {"pk": {"S": "s"}, "sk": {"S": "sub"}, "stage": {"S": "X"}}
+    assert item("new") is None
+    assert item("task-7")["v"] == {"N": "0"}
+    assert sum(len(items) for items in table.items.values()) == 201
+    # One whose condition holds: every item is written, as moto writes them.
+    backend.transact_write_items(submission_transaction("sub-2", "attribute_not_exists(stage)"))
+    assert item("sub-2")["stage"] == {"S": "PERSISTED"}
+    assert item("new") == {"pk": {"S": "s"}, "sk": {"S": "new"}}
+    assert item("task-7")["v"] == {"N": "1"}
+    assert backend.tables["transactions"] is table

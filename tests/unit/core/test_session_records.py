@@ -12,7 +12,7 @@ import pytest
 
 from htcgrid_core.cancellation import cancel
 from htcgrid_core.counters import SessionCounters
-from htcgrid_core.errors import InvalidSubmissionError
+from htcgrid_core.errors import InvalidSubmissionError, RetryableError
 from htcgrid_core.models import (
     CancelRequest,
     InlineData,
@@ -21,9 +21,14 @@ from htcgrid_core.models import (
     TaskState,
 )
 from htcgrid_core.paging import encode_position
-from htcgrid_core.ports import GridPorts
+from htcgrid_core.ports import GridPorts, SubmissionStage
 from htcgrid_core.sessions import list_sessions, list_tasks, status_of
-from htcgrid_core.submissions import dispatch_submission, persist_submission
+from htcgrid_core.submissions import (
+    DISPATCH_AT_ONCE_MAX_TASKS,
+    accept_submission,
+    dispatch_submission,
+    persist_submission,
+)
 from htcgrid_core.table import Completion
 from tests.integration.builders import persist, submission
 
@@ -42,6 +47,67 @@ def test_a_retried_submission_counts_its_tasks_once(grid: GridPorts, session_id:
     persist(grid, session_id, [4, 5], token="tok-2")
     # THEN the counters hold each task once, all unfinished
     assert status(grid, session_id) == {TaskState.PENDING: 5}
+
+
+def sent_task_ids(grid: GridPorts, priority: int) -> list[str]:
+    url = grid.queues.task_queue_url(priority)
+    return [r.message.task_id for r in grid.queues.receive_from(url, 10, wait_s=1) if r.message]
+
+
+def test_a_small_submission_is_dispatched_at_once_and_its_retry_repeats_nothing(
+    grid: GridPorts, session_id: str
+) -> None:
+    # GIVEN a submission of one batch of messages, accepted, then retried with its token
+    small = submission(session_id, [1, 2], token="tok-small", priority=1)
+    first = accept_submission(small, grid)
+    again = accept_submission(small, grid)
+    # THEN the first attempt wrote and sent both tasks and ended the workflow's work
+    assert (first.written, first.sent) == (2, 2)
+    assert first.batch.dispatched
+    assert first.batch.messages == []
+    # AND the retry found it DISPATCHED: nothing written, sent or counted again
+    assert (again.written, again.sent) == (0, 0)
+    assert again.batch.dispatched
+    (record,) = grid.table.submissions([(session_id, "tok-small")])
+    assert record.stage is SubmissionStage.DISPATCHED
+    assert sent_task_ids(grid, 1) == first.batch.task_ids
+    assert status(grid, session_id) == {TaskState.PENDING: 2}
+
+
+def test_a_small_submission_whose_dispatch_mark_failed_is_sent_again_and_counted_once(
+    grid: GridPorts, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the messages went out but marking the submission DISPATCHED failed
+    small = submission(session_id, [1], token="tok-mark", priority=1)
+    advance = grid.table.advance_submission
+
+    def failing(*args: object) -> None:
+        raise RetryableError("DynamoDB throttled the mark")
+
+    monkeypatch.setattr(grid.table, "advance_submission", failing)
+    with pytest.raises(RetryableError):
+        accept_submission(small, grid)
+    monkeypatch.setattr(grid.table, "advance_submission", advance)
+    # WHEN the workflow retries the step
+    retried = accept_submission(small, grid)
+    # THEN the message is sent again (harmless: one completion is recorded), the submission
+    # is DISPATCHED, and its task is counted once
+    assert retried.sent == 1
+    (task_id,) = retried.batch.task_ids
+    assert sent_task_ids(grid, 1) == [task_id, task_id]
+    (record,) = grid.table.submissions([(session_id, "tok-mark")])
+    assert record.stage is SubmissionStage.DISPATCHED
+    assert status(grid, session_id) == {TaskState.PENDING: 1}
+
+
+def test_a_larger_submission_is_left_to_the_dispatch_step(grid: GridPorts, session_id: str) -> None:
+    large = submission(session_id, list(range(DISPATCH_AT_ONCE_MAX_TASKS + 1)), priority=1)
+    accepted = accept_submission(large, grid)
+    assert not accepted.batch.dispatched
+    assert (accepted.written, accepted.sent) == (DISPATCH_AT_ONCE_MAX_TASKS + 1, 0)
+    assert len(accepted.batch.messages) == DISPATCH_AT_ONCE_MAX_TASKS + 1
+    assert sent_task_ids(grid, 1) == []
+    assert status(grid, session_id) == {TaskState.PENDING: DISPATCH_AT_ONCE_MAX_TASKS + 1}
 
 
 def test_counters_follow_agents_and_cancellation(grid: GridPorts, session_id: str) -> None:

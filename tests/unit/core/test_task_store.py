@@ -22,6 +22,8 @@ from htcgrid_core.models import (
     InlineData,
     ResultsQuery,
     TaskError,
+    TaskMessage,
+    TaskRecord,
     TaskState,
 )
 from htcgrid_core.ports import GridPorts
@@ -266,6 +268,57 @@ def test_an_attempt_that_died_while_persisting_is_taken_over(
     assert grid.table.begin_submission(session_id, "tok", 3, later + 1000) is (
         SubmissionStage.PERSISTED
     )
+
+
+def lone_task_record(session_id: str, token: str, now: float) -> TaskRecord:
+    message = TaskMessage(
+        session_id=session_id,
+        task_id=keys.task_id_for(session_id, token, 0),
+        attempt=1,
+        max_attempts=3,
+        priority=0,
+        timeout_s=60,
+        payload=InlineData(inline=1),
+        submitted_at=now,
+    )
+    return message.pending_record(None, None)
+
+
+def test_a_lone_task_is_persisted_in_one_write_once(grid: GridPorts, session_id: str) -> None:
+    now = time.time()
+    record = lone_task_record(session_id, "lone", now)
+
+    def persist_once(at: float) -> SubmissionStage | None:
+        return grid.table.persist_at_once(
+            session_id, "lone", [record], at, at + 600, None, "sha-of-the-tasks"
+        )
+
+    # The first attempt writes the task and the submission record, PERSISTED
+    assert persist_once(now) is None
+    assert grid.table.get_records(session_id, [record.task_id])[record.task_id].state is (
+        TaskState.PENDING
+    )
+    (submission,) = grid.table.submissions([(session_id, "lone")])
+    assert submission.stage is SubmissionStage.PERSISTED
+    assert grid.table.persisted_content(session_id, "lone") == "sha-of-the-tasks"
+    # A retry writes nothing over a task that may have started: it learns the stage
+    grid.table.record_success(
+        Completion(session_id, record.task_id, 1, None), InlineData(inline="done"), now
+    )
+    assert persist_once(now + 1) is SubmissionStage.PERSISTED
+    after = grid.table.get_records(session_id, [record.task_id])[record.task_id]
+    assert after.state is TaskState.SUCCEEDED
+
+
+def test_a_lone_task_being_persisted_by_another_attempt_is_told_to_retry_later(
+    grid: GridPorts, session_id: str
+) -> None:
+    now = time.time()
+    assert grid.table.begin_submission(session_id, "lone", 1, now) is None
+    record = lone_task_record(session_id, "lone", now)
+    with pytest.raises(RetryableError, match="being persisted by another attempt"):
+        grid.table.persist_at_once(session_id, "lone", [record], now + 1, now + 600, None, "x")
+    assert grid.table.get_records(session_id, [record.task_id]) == {}
 
 
 def test_only_leased_tasks_are_in_the_leases_index_and_only_expired_ones_are_found(

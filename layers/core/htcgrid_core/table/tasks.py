@@ -110,6 +110,72 @@ class TaskTable(TableAccess):
             return stage
         return None
 
+    def persist_at_once(
+        self,
+        session_id: str,
+        submission_token: str,
+        records: Sequence[TaskRecord],
+        now: float,
+        dispatch_deadline: float,
+        expires_at: int | None,
+        content_sha256: str,
+    ) -> SubmissionStage | None:
+        """Write a small submission's records and its submission record at ``PERSISTED`` in one
+        transaction: ``begin_submission``, ``put_new_tasks`` and ``mark_persisted`` in one
+        round trip instead of three, at 2 write units per item instead of 1.
+
+        Returns None when this call persisted it, else the stage an earlier attempt reached (as
+        ``begin_submission``: nothing is written then, so no task that may have started is
+        rewritten); raises ``RetryableError`` while another attempt is persisting it or when
+        DynamoDB cancels the transaction for a conflict or throttling.
+        """
+        submission: Item = {
+            **keys.submission_key(session_id, submission_token),
+            "stage": s(SubmissionStage.PERSISTED),
+            "task_count": n(len(records)),
+            "started_at": n(now),
+            "lease_shard": s(keys.dispatch_shard(submission_token)),
+            "lease_expires_at": n(dispatch_deadline),
+            "content_sha256": s(content_sha256),
+        }
+        if expires_at is not None:
+            submission["expires_at"] = n(expires_at)
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._name,
+                    "Item": submission,
+                    # As begin_submission's: no stage yet, or a dead attempt's PERSISTING.
+                    "ConditionExpression": "attribute_not_exists(stage) OR "
+                    "(stage = :persisting AND started_at < :stale)",
+                    "ExpressionAttributeValues": {
+                        ":persisting": s(SubmissionStage.PERSISTING),
+                        ":stale": n(now - PERSISTING_STALE_AFTER_S),
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            *({"Put": {"TableName": self._name, "Item": encode_record(r)}} for r in records),
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except self._client.exceptions.TransactionCanceledException as cancelled:
+            reasons = cancelled.response.get("CancellationReasons") or [{}]
+            first = reasons[0]
+            if first.get("Code") != "ConditionalCheckFailed":
+                raise RetryableError(
+                    f"submission {submission_token}: transaction cancelled "
+                    f"({', '.join(sorted({r.get('Code', '?') for r in reasons} - {'None'}))})"
+                ) from None
+            old: Item = dict(first.get("Item", {}))
+            stage = SubmissionStage(old["stage"]["S"])
+            if stage is SubmissionStage.PERSISTING:
+                raise RetryableError(
+                    f"submission {submission_token} is being persisted by another attempt"
+                ) from None
+            return stage
+        return None
+
     def advance_submission(
         self, session_id: str, submission_token: str, stage: SubmissionStage
     ) -> None:
