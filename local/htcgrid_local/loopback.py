@@ -1,9 +1,9 @@
 """Calls the emulator's process makes to itself skip the network.
 
 Inside the emulator, the Lambda handlers and moto's state-machine interpreter call AWS through
-boto3 at the emulator's own URL. Over HTTP each call costs a TCP connection, a server thread
-and two HTTP parses, all under the process's one GIL (werkzeug's server closes every
-connection, so none is reused). This botocore ``before-send`` hook hands such a request
+boto3 at the emulator's own URL. Over HTTP each call costs a socket round trip, a server
+thread's wake-up and two HTTP parses, all under the process's one GIL. This botocore
+``before-send`` hook hands such a request
 straight to the server's WSGI app in the calling thread instead. Everything after the socket is
 unchanged: the same app (Lambda runtime in front of moto) sees the same request and
 botocore parses the same response.

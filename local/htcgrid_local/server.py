@@ -19,16 +19,13 @@ from types import FrameType
 from typing import Any
 
 from moto.moto_api._internal.models import moto_api_backend
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer, make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import BaseWSGIServer
 
 from htcgrid_local import accounting, loopback, moto_patches
 from htcgrid_local.clients import EMULATOR_CREDENTIALS, client
 from htcgrid_local.environments import Environments
+from htcgrid_local.http_server import KeepAliveRequestHandler, KeepAliveServer
 from htcgrid_local.lambda_runtime import LambdaMiddleware, WsgiApp
 from htcgrid_local.schedules import ScheduleFirer
 
@@ -43,14 +40,6 @@ MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }
-
-
-class NoDelayRequestHandler(MotoRequestHandler):
-    """moto's request handler with Nagle's algorithm off. werkzeug sends a response's headers
-    and body in separate writes; with Nagle on, the body waits for the client's delayed ACK of
-    the headers, adding up to 40 ms to every request on loopback."""
-
-    disable_nagle_algorithm = True
 
 
 def build_app(environments: Environments) -> WsgiApp:
@@ -119,13 +108,8 @@ def serve(
     endpoint_url = f"http://{host}:{bound_port}"
     environments = Environments(runtime_environment(endpoint_url, region))
     app = build_app(environments)
-    server: BaseWSGIServer = make_server(
-        host,
-        bound_port,
-        app,
-        threaded=True,
-        request_handler=NoDelayRequestHandler,
-        fd=listener.fileno(),
+    server = KeepAliveServer(
+        host, bound_port, app, handler=KeepAliveRequestHandler, fd=listener.fileno()
     )
     listener.close()  # the server holds its own duplicate of the socket
     # moto's state-machine interpreter calls back to http://localhost:$MOTO_PORT.

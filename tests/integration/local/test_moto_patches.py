@@ -186,6 +186,89 @@ def test_definition_is_parsed_once_per_text_with_heap_keys_ready() -> None:
     assert getattr(retrier.max_attempts, "_EvalComponent__heap_key", None) is not None
 
 
+def test_the_interpreters_copies_are_deepcopys_made_for_json() -> None:
+    shared = {"inline": {"x": 1.5, "flags": [True, None]}}
+
+    class Opaque:  # not JSON: left to deepcopy
+        def __init__(self) -> None:
+            self.items = [1, 2]
+
+    value = {"tasks": [shared, shared], "token": "t", "count": 2, "other": Opaque()}
+
+    copied = moto_patches.copy_json_value(value)
+    expected = copy.deepcopy(value)
+
+    assert json.dumps(copied, default=vars) == json.dumps(expected, default=vars)
+    assert copied["tasks"][0] is copied["tasks"][1]  # shared in, shared out, as deepcopy does
+    assert copied["tasks"][0] is not shared
+    assert copied["tasks"][0]["inline"]["flags"] is not shared["inline"]["flags"]
+    assert isinstance(copied["other"], Opaque)
+    assert copied["other"] is not value["other"]
+    assert copied["other"].items is not value["other"].items
+
+
+def test_states_keep_their_data_to_themselves_without_deepcopy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
+    from moto.stepfunctions.parser.asl.eval import states as states_module
+
+    def no_deepcopy(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("copy.deepcopy was called")
+
+    monkeypatch.setattr(copy, "deepcopy", no_deepcopy)
+    submission = {"session_id": "s", "tasks": [{"payload": {"inline": {"x": i}}} for i in range(3)]}
+    states = states_module.States(context={"Execution": {"Input": {}}})  # type: ignore[typeddict-item]
+
+    # GIVEN a state's input, set from a value its producer may go on changing
+    states.reset(submission)
+    submission["tasks"].clear()
+    # WHEN a state changes the input it was handed
+    handed = states.get_input()
+    handed["tasks"][0]["payload"]["inline"]["x"] = 99
+
+    # THEN the next reader sees the input as it was set
+    assert states.get_input()["tasks"] == [{"payload": {"inline": {"x": i}}} for i in range(3)]
+    # and every module of the interpreter that copies state data does it without deepcopy
+    for module in (states_module, result_path, execute_state, state_task_service):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        assert "copy." not in source.replace("copy.deepcopy(", "")  # only deepcopy is used
+        assert module.copy.deepcopy is moto_patches.copy_json_value  # type: ignore[attr-defined]
+
+
+def test_state_event_details_serialise_the_input_without_copying_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+    from moto.stepfunctions.parser.asl.eval import states as states_module
+
+    states = states_module.States(context={"Execution": {"Input": {"n": [1, 2]}}})  # type: ignore[typeddict-item]
+
+    def no_copy(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the input was copied to be serialised")
+
+    monkeypatch.setattr(states, "get_input", no_copy)
+    tracing: list[str] = []
+    variables = SimpleNamespace(
+        get_assigned_variables=dict, reset_tracing=lambda: tracing.append("reset")
+    )
+    env = SimpleNamespace(states=states, variable_store=variables)
+    state = SimpleNamespace(name="Persist")
+
+    entered = CommonStateField._get_state_entered_event_details(state, env)  # type: ignore[arg-type]
+    exited = CommonStateField._get_state_exited_event_details(state, env)  # type: ignore[arg-type]
+
+    assert (entered["name"], entered["input"]) == ("Persist", '{"n":[1,2]}')
+    assert (exited["name"], exited["output"]) == ("Persist", '{"n":[1,2]}')
+    assert tracing == ["reset"]
+
+
 # --- Server ---------------------------------------------------------------------------------
 
 
@@ -200,6 +283,54 @@ def test_module_listing_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> Non
 
     assert "sqs" in backends.list_of_moto_modules()
     assert backends.list_of_moto_modules() == listing
+
+
+def test_each_host_is_matched_against_the_url_patterns_once() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    assert dispatcher.get_backend_for_host("sqs.eu-west-3.amazonaws.com") == "sqs"
+
+    dispatcher.backend_url_patterns = []  # matching again would now find nothing
+
+    assert dispatcher.get_backend_for_host("sqs.eu-west-3.amazonaws.com") == "sqs"
+    assert dispatcher.get_backend_for_host("dynamodb") == "dynamodb"  # a module name
+
+
+def test_a_response_classs_action_names_are_listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    from moto.core import responses
+    from moto.sqs.responses import SQSResponse
+
+    def no_listing(*args: Any, **kwargs: Any) -> list[Any]:
+        raise AssertionError("listed the class's members again")
+
+    names = responses.method_names_from_class(SQSResponse)  # type: ignore[attr-defined]
+    monkeypatch.setattr(inspect, "getmembers", no_listing)
+
+    assert "receive_message" in responses.method_names_from_class(SQSResponse)  # type: ignore[attr-defined]
+    assert responses.method_names_from_class(SQSResponse) == names  # type: ignore[attr-defined]
+
+
+def test_answers_carry_no_cors_headers() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    app = Client(DomainDispatcherApplication(create_backend_app))
+    answer = app.post(
+        "/",
+        headers={
+            "Authorization": "AWS4-HMAC-SHA256 Credential=k/20260101/us-east-1/sqs/aws4_request",
+            "X-Amz-Target": "AmazonSQS.ListQueues",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Origin": "http://browser.example",
+        },
+        data="{}",
+    )
+
+    assert answer.status_code == 200
+    assert not [name for name, _ in answer.headers.items() if name.startswith("Access-Control-")]
 
 
 # --- SQS ------------------------------------------------------------------------------------
