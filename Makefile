@@ -34,7 +34,7 @@ bench: dev runtimes ## measure throughput, latency, agent CPU, AWS requests, $ p
 	$(BIN)/python -m htcgrid_bench --scaling 1,2,4 --plots docs/img
 	$(BIN)/python -m htcgrid_bench.runtimes
 
-bench-peers: dev ## htcgrid beside Celery on SQS (same emulator, same 3 workloads): the ratios against issue 15's targets (~8 min)
+bench-peers: dev ## htcgrid beside Celery on SQS (same emulator, same 3 workloads): the ratios against issue 15's targets (~15 min)
 	$(BIN)/pip install -q -r requirements-peers.txt
 	$(BIN)/python -m htcgrid_bench.peers
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -151,7 +152,7 @@ def median_of(runs_: Sequence[Run], system: str, workload: str, part: str, key: 
         for r in runs_
         if r.system == system and r.workload == workload and key in getattr(r, part)
     ]
-    return statistics.median(values) if values else float("nan")
+    return statistics.median(values) if values else math.nan
 
 
 def ratios(runs_: Sequence[Run]) -> dict[str, float]:
@@ -297,13 +298,13 @@ def _row_values(
     measured: float | None = None,
 ) -> None:
     celery, htcgrid = value(CELERY), value(HTCGRID)
-    ratio = measured if measured is not None else (htcgrid / celery if celery else float("nan"))
+    ratio = measured if measured is not None else (htcgrid / celery if celery else math.nan)
     met = "" if target is None else ("[green]yes" if target.met(ratio) else "[red]no")
     table.add_row(
         label,
         fmt.format(celery),
         fmt.format(htcgrid),
-        f"{ratio:.2f}",
+        f"{ratio:.2f}" if math.isfinite(ratio) else "",
         "" if target is None else str(target),
         met,
     )
