@@ -223,7 +223,7 @@ class CeleryPeer:
 
     def burst(self, tasks: int, sleep_s: float, timeout_s: float) -> runs.Burst:
         """Send ``tasks`` tasks, one ``delay()`` each, then ``get()`` every result in order."""
-        meter = CpuMeter(self.worker_pids, self.emulator_pid)
+        meter = CeleryCpuMeter(self.worker_pids, self.emulator_pid)
         meter.start()
         began = time.perf_counter()
         submit_s, values = self._send_and_get(
@@ -270,7 +270,7 @@ class CeleryPeer:
         return value
 
 
-class CpuMeter:
+class CeleryCpuMeter:
     """CPU of the Celery workers (their pool processes included), the emulator and its Lambda
     environments, and this client, between :meth:`start` and :meth:`stop`: the same
     ``runs.CpuSample`` as htcgrid's agents are measured with (``runs.CpuMeter``)."""
