@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt */pyproject.toml layers/core/pyproject.toml compute/eks/agent/pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help dev runtimes prometheus demo chaos bench compare test lint lint-python lint-template docs schemas local-up local-down clean
+.PHONY: help dev runtimes prometheus demo chaos bench bench-peers compare test lint lint-python lint-template docs schemas local-up local-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ bench: dev runtimes ## measure throughput, latency, agent CPU, AWS requests, $ p
 	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python -m htcgrid_bench --scaling 1,2,4 --plots docs/img
 	$(BIN)/python -m htcgrid_bench.runtimes
+
+bench-peers: dev ## htcgrid beside Celery on SQS (same emulator, same 3 workloads): the ratios against issue 15's targets (~15 min)
+	$(BIN)/pip install -q -r requirements-peers.txt
+	$(BIN)/python -m htcgrid_bench.peers
 
 compare: dev ## the bench on BASE=<commit> and the working tree (or HEAD=<commit>), side by side
 	@test -n "$(BASE)" || { echo "usage: make compare BASE=<commit> [HEAD=<commit>]"; exit 2; }
