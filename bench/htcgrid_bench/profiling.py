@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--prefetch", type=int, default=10)
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
+    parser.add_argument(
+        "--rate", type=int, default=100, help="py-spy's samples per second (more: finer, dearer)"
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="htcgrid-prof-")))
     args = parser.parse_args(argv)
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--format",
                     "raw",
                     "--rate",
-                    "100",
+                    str(args.rate),
                     # Only threads holding the GIL: the emulator is GIL-bound, so that is its CPU.
                     "--gil",
                     "--output",

@@ -26,16 +26,19 @@ class GridResources:
     payloads: PayloadStore
 
     @classmethod
-    def from_settings(cls, settings: GridSettings) -> GridResources:
-        endpoint, region = settings.endpoint_url, settings.region
+    def from_settings(
+        cls, settings: GridSettings, *, validate_parameters: bool = True
+    ) -> GridResources:
+        """The adapters on the shared clients (``validate_parameters``: ``aws.make_client``)."""
+        endpoint, region, validate = settings.endpoint_url, settings.region, validate_parameters
         return cls(
             settings=settings,
-            table=TaskTable(aws.dynamodb(endpoint, region), settings.table_name),
+            table=TaskTable(aws.dynamodb(endpoint, region, validate), settings.table_name),
             queues=Queues(
-                aws.sqs(endpoint, region), settings.queue_prefix, settings.priority_levels
+                aws.sqs(endpoint, region, validate), settings.queue_prefix, settings.priority_levels
             ),
             payloads=PayloadStore(
-                aws.s3(endpoint, region),
+                aws.s3(endpoint, region, validate),
                 settings.bucket_name,
                 settings.inline_threshold_bytes,
                 settings.max_payload_bytes,

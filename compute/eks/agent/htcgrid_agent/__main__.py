@@ -31,7 +31,8 @@ from htcgrid_agent.health import HealthServer, Probes
 from htcgrid_agent.process import become_subreaper, protect_memory
 from htcgrid_agent.slots import HandlerLoadError
 from htcgrid_agent.worker import Worker
-from htcgrid_core.resources import get_resources
+from htcgrid_core.resources import GridResources
+from htcgrid_core.settings import get_settings
 
 PROG = "htcgrid-agent"
 EXAMPLES = """
@@ -176,6 +177,15 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     return AgentConfig.model_validate(read.model_dump())
 
 
+def agent_resources() -> GridResources:
+    """The grid's adapters as the agent uses them: its clients skip botocore's client-side
+    check of each request against the API's model (a few % of the agent's CPU, once per AWS
+    request). The agent's requests are built by the grid's own code from validated documents,
+    and AWS refuses a malformed one all the same (a ``ClientError``, which the agent handles
+    as any other: the message comes back)."""
+    return GridResources.from_settings(get_settings(), validate_parameters=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     if not config.handler_credentials:
@@ -188,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.metrics_port is not None:
         start_http_server(config.metrics_port)
     try:
-        worker = Worker(config, get_resources())
+        worker = Worker(config, agent_resources())
     except (ValueError, BotoCoreError) as error:
         # Settings missing or wrong (pydantic's ValidationError is a ValueError), or no region.
         said = " ".join(str(error).split())  # a ValidationError spans lines: one line here

@@ -12,9 +12,9 @@ nothing handler code sends can run code in the agent, which holds those credenti
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -211,6 +211,9 @@ class Slot(StartRecord):
         self._max_result_bytes = max_result_bytes
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        #: Waits for the child's outcome. One per child: ``Connection.poll`` builds, registers
+        #: and closes a selector on every call, several times a task.
+        self._outcome_ready = select.poll()
         self.start()
 
     def _start(self) -> None:
@@ -233,6 +236,8 @@ class Slot(StartRecord):
                 start_new_session=True,
             )
             self._conn = conn = Connection(ours.detach())
+            self._outcome_ready = select.poll()
+            self._outcome_ready.register(conn.fileno(), select.POLLIN)
         # The child imports the handler from where the agent would (tests, a mounted folder).
         send_json(
             conn,
@@ -300,13 +305,15 @@ class Slot(StartRecord):
         conn = self._conn
         deadline = time.monotonic() + timeout_s
         try:
-            send_json(conn, dataclasses.asdict(context))
+            # Its fields are plain values: vars() is the dict asdict() would build by deep copy.
+            send_json(conn, vars(context))
             conn.send_bytes(payload)
             while not abort.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                if conn.poll(min(remaining, _ABORT_CHECK_S)):
+                # Readable, or hung up (the child died: reading says how, as EOFError).
+                if self._outcome_ready.poll(1000 * min(remaining, _ABORT_CHECK_S)):
                     outcome = receive_outcome(conn, self._max_result_bytes)
                     if outcome.error_type == OUT_OF_MEMORY:
                         self._restart()  # its heap may be fragmented or half-freed: start clean
