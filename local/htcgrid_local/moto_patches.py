@@ -362,6 +362,30 @@ def patch_stepfunctions_program_cache() -> None:
     ExecutionWorker._get_evaluation_entrypoint = cached_entrypoint  # type: ignore[method-assign]
 
 
+#: JSONPath expressions each parse cache holds (a grid's workflows use a few dozen; the bound
+#: only keeps a definition that generates paths from growing the server).
+_JSONPATH_CACHE_SIZE = 1024
+
+
+def patch_stepfunctions_jsonpath_cache() -> None:
+    """Parse each JSONPath of a workflow once, not at every use.
+
+    moto's interpreter calls jsonpath_ng's ``parse`` each time a state reads a path
+    (``$.session_id`` in a Parameters template, ``$.dispatched`` in a Choice, a ResultPath),
+    and each call builds a new parser: a lexer and ply's LR tables, about a millisecond of pure
+    Python per path in the server's one GIL, several times per state. A parsed path is a tree
+    that ``find`` and ``update`` only read (they build new ``DatumInContext`` objects), so one
+    per path text serves every execution and thread.
+    """
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    # Each module imported its own parse (jsonpath_ng's, and its extended one).
+    for module in (json_path, result_path):
+        parse = vars(module)["parse"]
+        module.parse = functools.lru_cache(maxsize=_JSONPATH_CACHE_SIZE)(parse)  # type: ignore[attr-defined]
+
+
 def _create_heap_keys(root: Component) -> None:
     """Touch ``heap_key`` on every evaluable component reachable from ``root``."""
     seen: set[int] = set()
@@ -1765,6 +1789,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "stepfunctions_lambda_trace_header": patch_stepfunctions_lambda_trace_header,
     "stepfunctions_start_execution_parameters": patch_stepfunctions_start_execution_parameters,
     "stepfunctions_program_cache": patch_stepfunctions_program_cache,
+    "stepfunctions_jsonpath_cache": patch_stepfunctions_jsonpath_cache,
     "stepfunctions_state_copies": patch_stepfunctions_state_copies,
     "lambda_layer_version_ref": patch_lambda_layer_version_ref,
     "sqs_retention_check": patch_sqs_retention_check,

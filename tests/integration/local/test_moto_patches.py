@@ -1207,3 +1207,19 @@ def test_a_transaction_writes_all_its_items_or_none_without_copying_the_table() 
     assert item("new") == {"pk": {"S": "s"}, "sk": {"S": "new"}}
     assert item("task-7")["v"] == {"N": "1"}
     assert backend.tables["transactions"] is table
+
+
+def test_a_jsonpath_is_parsed_once_and_reads_as_before() -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    data = {"session_id": "s1", "tasks": [{"a": 1}, {"a": 2}], "dispatched": True}
+    # The same text gives the one parsed path, whichever execution or thread asks.
+    assert json_path.parse("$.session_id") is json_path.parse("$.session_id")
+    assert result_path.parse("$.failure") is result_path.parse("$.failure")
+    # And it reads what a freshly parsed one reads.
+    assert json_path.extract_json("$.session_id", data) == "s1"
+    assert json_path.extract_json("$.tasks[*].a", data) == [1, 2]
+    assert json_path.extract_json("$.tasks[1]", data) == {"a": 2}
+    with pytest.raises(json_path.NoSuchJsonPathError):
+        json_path.extract_json("$.missing", data)
