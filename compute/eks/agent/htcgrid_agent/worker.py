@@ -1,7 +1,8 @@
 """The worker loop: fetch, claim, run, report, acknowledge.
 
 One fetcher (the main thread) long-polls the priority queues highest first, taking only as many
-messages as there are free slots. Each slot has a thread that drives its child process. A task
+messages as there are free slots. Each slot has a thread that drives its child process, and a
+recorder thread that records a task's outcome while the slot runs the next one. A task
 whose timeout is within the lease threshold runs without a lease write (the message's
 visibility covers it); a longer one is claimed with a lease that a heartbeat keeps alive.
 
@@ -20,6 +21,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import FrameType
@@ -178,6 +180,10 @@ class Worker:
         self.last_turn_at: float | None = None
         self._slots: list[TaskSlot] = []
         self._slot_threads: list[threading.Thread] = []
+        #: Per slot, the thread that records its last task's outcome while the slot runs the
+        #: next (``_record_later``), and that recording, until it is done.
+        self._recorders: list[ThreadPoolExecutor] = []
+        self._recordings: list[Future[None] | None] = []
         self._heartbeat_thread: threading.Thread | None = None
         self._reaps_orphans = False
         throttles.listen(count_throttle)
@@ -256,8 +262,12 @@ class Worker:
         self._slots = slots = [self._new_slot(i, environment) for i in range(self.config.slots)]
         SLOTS.set(len(slots))
         self._reporter.start()
+        self._recorders = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"slot-{i}-record") for i in range(len(slots))
+        ]
+        self._recordings = [None] * len(slots)
         self._slot_threads = slot_threads = [
-            threading.Thread(target=self._drive, args=(slot,), name=f"slot-{i}", daemon=True)
+            threading.Thread(target=self._drive, args=(i, slot), name=f"slot-{i}", daemon=True)
             for i, slot in enumerate(slots)
         ]
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
@@ -272,6 +282,8 @@ class Worker:
             self._hand_back_buffered()
             for thread in slot_threads:
                 thread.join()
+            for recorder in self._recorders:
+                recorder.shutdown(wait=True)  # the last outcomes, recorded and reported
             self._heartbeat_stop.set()
             heartbeat.join()
             self._reporter.stop()
@@ -500,7 +512,7 @@ class Worker:
 
     # -- one slot -------------------------------------------------------------------------------
 
-    def _drive(self, slot: TaskSlot) -> None:
+    def _drive(self, index: int, slot: TaskSlot) -> None:
         """A slot's thread, for the agent's lifetime: whatever a task does, the slot goes on."""
         restart_at = 0.0
         while True:
@@ -531,16 +543,20 @@ class Worker:
             with self._held_changed:  # the buffer may be empty now: time to fetch more
                 self._wake_fetcher_if_due()
             with task_keys(queued.task.message):
-                restart_at = self._drive_one(slot, queued.task, restart_at)
+                restart_at = self._drive_one(index, slot, queued.task, restart_at)
 
-    def _drive_one(self, slot: TaskSlot, task: ReceivedTask, restart_at: float) -> float:
-        """Process one message on ``slot``, whatever happens; when the slot may start again."""
+    def _drive_one(
+        self, index: int, slot: TaskSlot, task: ReceivedTask, restart_at: float
+    ) -> float:
+        """Process one message on ``slot``, whatever happens; when the slot may start again.
+        The outcome of a handler that ran is recorded while the slot takes its next task."""
+        record: Callable[[], None] | None = None
         try:
             if self._stopping.is_set():
                 self._hand_back([task])
                 return restart_at
             with BUSY_SLOTS.track_inprogress():
-                self._process(slot, task)
+                record = self._process(slot, task)
         except _AWS_TRANSIENT as error:
             # AWS failed past botocore's retries: leave the message; it comes back after
             # its visibility timeout and the conditional writes make the retry safe.
@@ -553,11 +569,43 @@ class Worker:
             # the agent taking work while it still looks alive).
             logger.exception("task not processed")
         finally:
-            self._forget(task)
-            self._release_slot(processed=True)
+            if record is None:
+                self._settle(task)
+            else:
+                self._record_later(index, task, record)
             if not slot.started:
                 restart_at = time.monotonic() + self._restart_delay(slot)
         return restart_at
+
+    def _settle(self, task: ReceivedTask) -> None:
+        """A message is done with: no longer held, its slot's share free."""
+        self._forget(task)
+        self._release_slot(processed=True)
+
+    def _record_later(self, index: int, task: ReceivedTask, record: Callable[[], None]) -> None:
+        """Record a task's outcome on its slot's recorder thread, so the slot runs its next task
+        meanwhile: a short task's slot would otherwise wait out a round trip to the table after
+        each one. One recording per slot at a time (the previous one is waited for first), so
+        the outcomes in flight are at most the slots, and each is recorded, reported and
+        acknowledged exactly as it would be by the slot itself."""
+        previous = self._recordings[index]
+        if previous is not None:
+            previous.result()  # never raises: _recorded handles everything
+
+        def recorded() -> None:
+            with task_keys(task.message):
+                try:
+                    record()
+                except _AWS_TRANSIENT as error:
+                    logger.error("task not reported", extra={"error": str(error)})
+                except Exception:
+                    # Catch-all on purpose, as _drive_one's: the message comes back after its
+                    # visibility timeout, and the recorder must go on.
+                    logger.exception("task not processed")
+                finally:
+                    self._settle(task)
+
+        self._recordings[index] = self._recorders[index].submit(recorded)
 
     @staticmethod
     def _restart_delay(slot: TaskSlot) -> float:
@@ -569,46 +617,84 @@ class Worker:
             slot.load_failures, base_s=1.0, cap_s=MAX_SLOT_RESTART_DELAY_S, jitter=False
         )
 
-    def _process(self, slot: TaskSlot, task: ReceivedTask) -> None:
-        """Run one received message through claim, handler, record and report."""
+    def _process(self, slot: TaskSlot, task: ReceivedTask) -> Callable[[], None] | None:
+        """Run one received message through claim and handler. Returns what is left, recording
+        and reporting the handler's outcome (None when nothing is: no handler ran, or the
+        message was handed back or acknowledged)."""
         message = task.message
         if message is None:
             # Not a task: put it straight back, spending a receive, so it reaches the DLQ.
             logger.error("not a task message", extra={"problem": task.problem})
             TASKS.labels("poison").inc()
             self._make_visible(task)
-            return
+            return None
         if self._cancelled_before_start(message):
             TASKS.labels("cancelled").inc()
             self._acknowledge_cancelled(task, message)
-            return
+            return None
         lease_token: str | None = None
         if message.timeout_s > self._lease_threshold_s:
             lease_token = uuid.uuid4().hex
             if not self._claim(task, message, lease_token):
-                return
+                return None
         completion = Completion(message.session_id, message.task_id, message.attempt, lease_token)
         running = _Running(message)
         with self._leases_lock:
             self._running[message.task_id] = running
+        outcome: tuple[Outcome, AttemptTimings] | None = None
         try:
-            self._run_and_record(slot, task, completion, running)
+            outcome = self._run(slot, task, completion, running)
         except _AWS_TRANSIENT:
+            self._drop(running)
             raise
         except Exception as error:
-            # Catch-all on purpose: whatever else processing a task raises (a stored payload
-            # that is not JSON, a result no document can carry, a bug) is this attempt's
-            # failure, recorded with its cause; the slot goes on with the next task.
+            self._failed_in_agent(task, completion, running, error)
+            return None
+        if outcome is None:
+            self._drop(running)
+            return None
+        result, timings = outcome
+
+        def record() -> None:
+            try:
+                self._record(task, message, completion, result, timings)
+            except _AWS_TRANSIENT:
+                self._drop(running)
+                raise
+            except Exception as error:
+                self._failed_in_agent(task, completion, running, error)
+            else:
+                self._drop(running)
+
+        return record
+
+    def _failed_in_agent(
+        self, task: ReceivedTask, completion: Completion, running: _Running, error: Exception
+    ) -> None:
+        """Whatever else processing a task raised (a stored payload that is not JSON, a result
+        no document can carry, a bug) is this attempt's failure, recorded with its cause; the
+        slot goes on with the next task."""
+        message = running.message
+        try:
             logger.exception("task failed in the agent", extra={"task_id": message.task_id})
             self._record(task, message, completion, unexpected_outcome(error))
         finally:
-            with self._leases_lock:
-                self._leases.pop(message.task_id, None)
-                self._running.pop(message.task_id, None)
+            self._drop(running)
 
-    def _run_and_record(
+    def _drop(self, running: _Running) -> None:
+        """A task is no longer this agent's: no lease to keep, nothing running to stop. A
+        duplicate of it that another slot took meanwhile keeps its own entries."""
+        task_id = running.message.task_id
+        with self._leases_lock:
+            if self._running.get(task_id) is running:
+                self._running.pop(task_id, None)
+                self._leases.pop(task_id, None)
+
+    def _run(
         self, slot: TaskSlot, task: ReceivedTask, completion: Completion, running: _Running
-    ) -> None:
+    ) -> tuple[Outcome, AttemptTimings] | None:
+        """Run the handler: its outcome to record, or None when there is none (the task was
+        cancelled or handed back while it ran: that is dealt with here)."""
         message = running.message
         try:
             outcome = self._run_handler(slot, message, running)
@@ -627,13 +713,13 @@ class Worker:
         if outcome.aborted and running.reason == "cancelled":
             TASKS.labels("cancelled").inc()
             self._acknowledge_cancelled(task, message)
-            return
+            return None
         if outcome.aborted:
             self._hand_back_held(task, completion)
-            return
+            return None
         timings = AttemptTimings(task.sent_at, task.received_at, running.started_at)
         START_DELAY_SECONDS.observe(max(0.0, running.started_at - task.received_at))
-        self._record(task, message, completion, outcome, timings)
+        return outcome, timings
 
     def _claim(self, task: ReceivedTask, message: TaskMessage, lease_token: str) -> bool:
         now = time.time()
