@@ -121,6 +121,38 @@ def test_agent_runs_tasks_records_results_and_notifies_the_session(
     assert sorted(notified) == sorted(batch.task_ids)
 
 
+def test_a_slot_runs_its_next_task_while_the_last_ones_outcome_is_recorded(
+    grid: GridResources, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one slot, two tasks, and a table whose first completion write waits until the
+    # slot has started its next task (or 10 s, if it never does)
+    batch = submit(grid, session_id, [{"value": 1}, {"value": 2}])
+    agent = Worker(AgentConfig(handler=HANDLER, slots=1, burst=True), grid)
+    first_recording, next_started = threading.Event(), threading.Event()
+    overlapped: list[bool] = []
+    run_handler = agent._run_handler
+    record_success = grid.table.record_success
+
+    def running(*args: Any, **kwargs: Any) -> Any:
+        if first_recording.is_set():
+            next_started.set()
+        return run_handler(*args, **kwargs)
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        if not first_recording.is_set():
+            first_recording.set()
+            overlapped.append(next_started.wait(10))
+        record_success(*args, **kwargs)
+
+    monkeypatch.setattr(agent, "_run_handler", running)
+    monkeypatch.setattr(grid.table, "record_success", recording)
+    assert agent.work() == 2
+    # THEN the second task ran while the first's outcome was being recorded, and both stand
+    assert overlapped == [True]
+    records = grid.table.get_records(session_id, batch.task_ids)
+    assert {r.state for r in records.values()} == {TaskState.SUCCEEDED}
+
+
 def test_results_carry_where_the_attempt_spent_its_time(
     grid: GridResources, grid_settings: GridSettings, session_id: str, result_queue: str
 ) -> None:
