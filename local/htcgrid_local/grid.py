@@ -236,6 +236,9 @@ class LocalGrid:
                 name,
                 "--metrics-port",
                 str(self.metrics_ports[name]),
+                # This machine's other users have no business with the agents' ports.
+                "--listen-address",
+                "127.0.0.1",
                 *self.agent_args,
                 *args,
             ],

@@ -97,6 +97,24 @@ def test_prometheus_scrapes_every_agent_of_the_grid(monitored_grid: dict[str, An
     assert sorted(series["metric"]["pod"] for series in pods) == ["local-0", "local-1"]
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a socket listens on at ``port`` on this machine (``/proc/net/tcp``)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_the_agents_metrics_listen_on_loopback_only(monitored_grid: dict[str, Any]) -> None:
+    # The local grid's agents are reached by this machine's Prometheus and top, no one else.
+    for url in monitored_grid["metrics"].values():
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        assert listening_addresses(port) == {"127.0.0.1"}, url
+
+
 def test_prometheus_counts_what_the_run_did(
     monitored_grid: dict[str, Any], finished_run: str
 ) -> None:

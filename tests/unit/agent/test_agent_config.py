@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 import pytest
 from pydantic import ValidationError
 
@@ -42,6 +44,7 @@ def test_without_flags_every_field_has_its_documented_default() -> None:
         "handler_credentials": False,
         "metrics_port": None,
         "health_port": None,
+        "listen_address": IPv4Address("0.0.0.0"),  # noqa: S104 - the documented default
         "name": "htcgrid-agent",
         "bootstrap": None,
         "runtime_api_port": None,
@@ -62,6 +65,7 @@ def test_without_flags_every_field_has_its_documented_default() -> None:
         (["--long-poll", "1"], "long_poll_s", 1),
         (["--metrics-port", "9100"], "metrics_port", 9100),
         (["--health-port", "8081"], "health_port", 8081),
+        (["--listen-address", "127.0.0.1"], "listen_address", IPv4Address("127.0.0.1")),
         (["--slot-memory-mb", "768"], "slot_memory_mb", 768),
         (["--handler-credentials"], "handler_credentials", True),
         (["--name", "a-7"], "name", "a-7"),

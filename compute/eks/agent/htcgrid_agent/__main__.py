@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     # of its container it gets them anyway).
     become_subreaper()
     if config.metrics_port is not None:
-        start_http_server(config.metrics_port)
+        start_http_server(config.metrics_port, addr=str(config.listen_address))
     try:
         worker = Worker(config, agent_resources())
     except (ValueError, BotoCoreError) as error:
@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     health = None
     if config.health_port is not None:
-        health = HealthServer(Probes(worker), config.health_port).start()
+        health = HealthServer(
+            Probes(worker), config.health_port, str(config.listen_address)
+        ).start()
     try:
         worker.work()
     except HandlerLoadError as error:

@@ -10,9 +10,10 @@ flag is ``--`` and its alias (or name) in kebab case; its ``metavar`` names the 
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
 from pydantic.config import JsonDict
 
 #: Highest TCP port.
@@ -111,6 +112,13 @@ class AgentConfig(BaseModel):
         le=MAX_PORT,
         description="serve /healthz (alive) and /readyz (taking work) on this port",
         json_schema_extra=_metavar("PORT"),
+    )
+    listen_address: IPvAnyAddress = Field(
+        default=IPv4Address("0.0.0.0"),  # noqa: S104 - a pod's own interfaces, see description
+        description="address the metrics and health ports listen on: every interface by "
+        "default, as Prometheus and the kubelet reach a pod by its IP (the pod's network is "
+        "its own); 127.0.0.1 where other users share the host (the local grid passes it)",
+        json_schema_extra=_metavar("ADDRESS"),
     )
     name: str = Field(
         default="htcgrid-agent",
