@@ -27,6 +27,7 @@ from tests.unit.core.test_session_records import (  # noqa: F401 - collected her
     test_a_retried_submission_counts_its_tasks_once,
     test_a_small_submission_is_dispatched_at_once_and_its_retry_repeats_nothing,
     test_a_small_submission_whose_dispatch_mark_failed_is_sent_again_and_counted_once,
+    test_a_small_submission_whose_send_failed_is_counted_once_when_retried,
     test_counters_follow_agents_and_cancellation,
     test_recent_sessions_are_listed_newest_first_with_counts,
     test_records_written_at_submission_expire_after_the_retention,

@@ -50,6 +50,25 @@ def test_a_single_batch_is_sent_on_the_calling_thread() -> None:
     assert threads == [threading.current_thread()]
 
 
+def test_the_first_batch_is_sent_on_the_calling_thread_the_others_on_a_pool() -> None:
+    # A thread costs about a millisecond to start: the caller sends one batch itself.
+    threads: dict[int, threading.Thread] = {}
+
+    def send(batch: int) -> None:
+        threads[batch] = threading.current_thread()
+        time.sleep(0.005)  # a round trip, so that the two overlap
+
+    aws.in_parallel(send, [0, 1])
+    assert threads[0] is threading.current_thread()
+    assert threads[1] is not threading.current_thread()
+
+
+def test_a_batch_cannot_change_the_callers_context() -> None:
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="caller's")
+    aws.in_parallel(lambda batch: request.set(f"batch {batch}"), [0, 1, 2], workers=3)
+    assert request.get() == "caller's"
+
+
 def test_each_batch_runs_in_a_copy_of_the_callers_context() -> None:
     request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
     request.set("submission-42")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -156,15 +156,21 @@ def in_parallel(
 ) -> list[ResultT]:
     """``send`` every batch, up to ``workers`` at a time, and wait for all of them: their
     results, in the order of ``batches``. The first error, if any, is raised once every batch
-    has been tried (each does its own retries). One batch is sent on the calling thread: no
-    pool for the common small call. Every batch runs in a copy of the caller's context, so
-    context-local state (a request's tracing or accounting) follows it into the pool. (In
-    Lambda, X-Ray gives each thread the invocation's segment, so the pool's calls are traced
-    as well.) The one way the grid fans calls out over threads."""
+    has been tried (each does its own retries). The first batch is sent on the calling thread,
+    the others on a pool of ``workers - 1`` threads: none for the common small call, and one
+    thread fewer to start (about a millisecond each) for the others. Every batch runs in a copy
+    of the caller's context, so context-local state (a request's tracing or accounting) follows
+    it into the pool. (In Lambda, X-Ray gives each thread the invocation's segment, so the
+    pool's calls are traced as well.) The one way the grid fans calls out over threads."""
     items = list(batches)
     if len(items) <= 1 or workers <= 1:
         return [send(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+    first: Future[ResultT] = Future()
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)) - 1) as pool:
         # As asyncio.to_thread does: a copy of the context per call.
-        futures = [pool.submit(contextvars.copy_context().run, send, item) for item in items]
-    return [future.result() for future in futures]
+        futures = [pool.submit(contextvars.copy_context().run, send, item) for item in items[1:]]
+        try:
+            first.set_result(contextvars.copy_context().run(send, items[0]))
+        except Exception as error:  # raised below, in the batches' order, once all are done
+            first.set_exception(error)
+    return [future.result() for future in [first, *futures]]

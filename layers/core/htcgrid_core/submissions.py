@@ -269,8 +269,8 @@ def accept_submission(
     with ``dispatched`` set and no messages, and the workflow ends with its receipt; any other
     goes on to the dispatch step.
 
-    The session's count and the dispatch go out at once: neither needs the other, and the
-    task's message leaves one round trip sooner. The guarantees are the two steps': the
+    The messages go first, on the calling thread; the DISPATCHED mark and the session's count
+    then go out together (neither needs the other). The guarantees are the two steps': the
     messages are sent only once the tasks are PERSISTED, the submission is marked DISPATCHED
     only once they are sent, and a retry after a failure in between sends them again
     (harmless: only one attempt's completion can be recorded).
@@ -282,13 +282,20 @@ def accept_submission(
         count_persisted(grid, persisted)
         return Accepted(batch, written, 0)
 
+    # The send first, on this thread: the message leaves one round trip after the records.
+    try:
+        send_messages(batch, grid, trace_header)
+    except BaseException:
+        count_persisted(grid, persisted)  # this attempt's to make, whatever the send did
+        raise
+
+    def mark() -> None:
+        mark_dispatched(batch, grid)
+
     def count() -> None:
         count_persisted(grid, persisted)
 
-    def dispatch() -> None:
-        dispatch_submission(batch, grid, trace_header)
-
-    aws.in_parallel(lambda step: step(), [dispatch, count])  # the send starts first
+    aws.in_parallel(lambda step: step(), [mark, count])
     return Accepted(
         batch.model_copy(update={"messages": [], "dispatched": True}), written, len(batch.messages)
     )
@@ -297,24 +304,36 @@ def accept_submission(
 def dispatch_submission(
     batch: DispatchBatch, grid: GridPorts, trace_header: str | None = None
 ) -> SubmissionReceipt:
-    """Enqueue a persisted submission's tasks on their priority queues, each message carrying
-    ``trace_header`` (the dispatch step's trace: the submission's, one segment on).
+    """Enqueue a persisted submission's tasks on their priority queues (:func:`send_messages`),
+    then mark it DISPATCHED (:func:`mark_dispatched`).
 
     A retry may send a message twice; that is harmless, since only one attempt's completion
     can be recorded.
     """
+    send_messages(batch, grid, trace_header)
+    mark_dispatched(batch, grid)
+    return SubmissionReceipt(
+        session_id=batch.session_id,
+        submission_token=batch.submission_token,
+        task_ids=batch.task_ids,
+    )
+
+
+def send_messages(batch: DispatchBatch, grid: GridPorts, trace_header: str | None = None) -> None:
+    """Send a batch's task messages, each carrying ``trace_header`` (the dispatching step's
+    trace: the submission's, one segment on)."""
     header = traces.trace_header(trace_header)  # copies are not validated: checked once here
     grid.queues.dispatch(
         [m.model_copy(update={"trace_header": header}) for m in batch.messages]
         if header
         else batch.messages
     )
+
+
+def mark_dispatched(batch: DispatchBatch, grid: GridPorts) -> None:
+    """Mark a submission DISPATCHED once its messages are sent (none to send: nothing to mark),
+    which takes it out of the reaper's sweep for stranded submissions."""
     if batch.messages:
         grid.table.advance_submission(
             batch.session_id, batch.submission_token, SubmissionStage.DISPATCHED
         )
-    return SubmissionReceipt(
-        session_id=batch.session_id,
-        submission_token=batch.submission_token,
-        task_ids=batch.task_ids,
-    )

@@ -100,6 +100,28 @@ def test_a_small_submission_whose_dispatch_mark_failed_is_sent_again_and_counted
     assert status(grid, session_id) == {TaskState.PENDING: 1}
 
 
+def test_a_small_submission_whose_send_failed_is_counted_once_when_retried(
+    grid: GridPorts, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the records were written but sending the message failed
+    small = submission(session_id, [1, 2], token="tok-send", priority=1)
+    dispatch = grid.queues.dispatch
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RetryableError("SQS throttled the send")
+
+    monkeypatch.setattr(grid.queues, "dispatch", failing)
+    with pytest.raises(RetryableError):
+        accept_submission(small, grid)
+    monkeypatch.setattr(grid.queues, "dispatch", dispatch)
+    # WHEN the workflow retries the step
+    retried = accept_submission(small, grid)
+    # THEN the messages go out, and the tasks were counted once, by the attempt that wrote them
+    assert (retried.written, retried.sent) == (0, 2)
+    assert sent_task_ids(grid, 1) == retried.batch.task_ids
+    assert status(grid, session_id) == {TaskState.PENDING: 2}
+
+
 def test_a_larger_submission_is_left_to_the_dispatch_step(grid: GridPorts, session_id: str) -> None:
     large = submission(session_id, list(range(DISPATCH_AT_ONCE_MAX_TASKS + 1)), priority=1)
     accepted = accept_submission(large, grid)
