@@ -247,33 +247,56 @@ class Session:
         receipts: dict[int, Receipt] = {}
         sent = 0
         failure: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=SUBMIT_CONCURRENCY) as pool:
-            in_flight: dict[Future[Receipt], int] = {}
+
+        def send(chunk: batches.Chunk) -> Receipt:
+            return self._send(token, chunk, priority, timeout_s, max_attempts)
+
+        # The first chunk waits for the second before it goes to the pool: a call of one
+        # submission (a lone task's, say) is sent on this thread, with no thread to start and
+        # hand the answer back (a millisecond or more of a lone task's latency).
+        first: batches.Chunk | None = None
+        pool: ThreadPoolExecutor | None = None
+        in_flight: dict[Future[Receipt], int] = {}
+
+        def submit(chunk: batches.Chunk) -> None:
+            nonlocal sent
+            assert pool is not None
+            # Each submission runs in a copy of the caller's context, as ``aws.in_parallel``
+            # does, so context-local state (a request's tracing or accounting) follows it.
+            in_flight[pool.submit(contextvars.copy_context().run, send, chunk)] = chunk.number
+            sent += 1
+
+        try:
             try:
                 for chunk in stream:
+                    if pool is None and first is None:
+                        first = chunk
+                        continue
+                    if pool is None:
+                        pool = ThreadPoolExecutor(max_workers=SUBMIT_CONCURRENCY)
+                        assert first is not None
+                        submit(first)
+                        first = None
                     if len(in_flight) >= SUBMIT_CONCURRENCY:
                         failure = _settle(in_flight, receipts, FIRST_COMPLETED)
                         if failure is not None:
                             break
-                    # Each submission runs in a copy of the caller's context, as
-                    # ``aws.in_parallel`` does, so context-local state (a request's tracing
-                    # or accounting) follows it into the pool.
-                    future = pool.submit(
-                        contextvars.copy_context().run,
-                        self._send,
-                        token,
-                        chunk,
-                        priority,
-                        timeout_s,
-                        max_attempts,
-                    )
-                    in_flight[future] = chunk.number
-                    sent += 1
+                    submit(chunk)
             # Whatever stops the stream (a payload JSON cannot hold, the caller's own iterator
             # raising), the submissions already sent must be reported with the token.
             except Exception as error:
                 failure = error
-            failure = _settle(in_flight, receipts, ALL_COMPLETED) or failure
+            if first is not None:  # the call's one submission, or the one before the stream broke
+                sent += 1
+                try:
+                    receipts[first.number] = send(first)
+                except Exception as error:
+                    failure = error
+            if pool is not None:
+                failure = _settle(in_flight, receipts, ALL_COMPLETED) or failure
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         task_ids = TaskIds()
         for number in sorted(receipts):
             receipt = receipts[number]

@@ -155,3 +155,18 @@ def test_submissions_run_in_the_callers_context(offline_endpoints: GridEndpoints
     assert len(transport.seen) >= 3
     assert threading.get_ident() not in threads  # they did run in the pool
     assert contexts == {"request-42"}
+
+
+def test_a_call_of_one_submission_is_sent_on_the_callers_thread(
+    offline_endpoints: GridEndpoints,
+) -> None:
+    transport = InProcessTransport(offline_endpoints)
+    session = Grid(transport).open_session("s1", stream_results=False)
+    token = REQUEST.set("request-7")
+    try:
+        (task_id,) = session.submit([{"x": 1}])
+    finally:
+        REQUEST.reset(token)
+    # No pool for a lone submission: no thread to start, none to hand the answer back.
+    assert transport.seen == [("request-7", threading.get_ident())]
+    assert transport.submitted == {task_id: {"x": 1}}
