@@ -59,6 +59,27 @@ PERSISTING_STALE_AFTER_S = 90
 UNFINISHED_STATES = (TaskState.PENDING, TaskState.RUNNING)
 FINISHED_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 
+#: When an attempt may take a submission's record: no attempt reached a stage (a record without
+#: one only holds a failure the workflow recorded), or one died while PERSISTING.
+_TAKEABLE = "attribute_not_exists(stage) OR (stage = :persisting AND started_at < :stale)"
+
+
+def _takeable_values(now: float) -> dict[str, Any]:
+    return {
+        ":persisting": s(SubmissionStage.PERSISTING),
+        ":stale": n(now - PERSISTING_STALE_AFTER_S),
+    }
+
+
+def _stage_reached(old: Item, submission_token: str) -> SubmissionStage:
+    """The stage an earlier attempt reached, from the record that refused this one; while that
+    attempt is still persisting, ``RetryableError``: two attempts writing the same tasks at
+    once could reset one that the other already dispatched."""
+    stage = SubmissionStage(old["stage"]["S"])
+    if stage is SubmissionStage.PERSISTING:
+        raise RetryableError(f"submission {submission_token} is being persisted by another attempt")
+    return stage
+
 
 class TaskTable(TableAccess):
     """Typed access to the task table's task and submission records; ``sessions`` holds the
@@ -91,23 +112,13 @@ class TaskTable(TableAccess):
                     "task_count": n(task_count),
                     "started_at": n(now),
                 },
-                # A record without a stage only holds a failure the workflow recorded.
-                ConditionExpression="attribute_not_exists(stage) OR "
-                "(stage = :persisting AND started_at < :stale)",
-                ExpressionAttributeValues={
-                    ":persisting": s(SubmissionStage.PERSISTING),
-                    ":stale": n(now - PERSISTING_STALE_AFTER_S),
-                },
+                ConditionExpression=_TAKEABLE,
+                ExpressionAttributeValues=_takeable_values(now),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as failure:
             old: Item = dict(failure.response.get("Item", {}))  # type: ignore[call-overload]
-            stage = SubmissionStage(old["stage"]["S"])
-            if stage is SubmissionStage.PERSISTING:
-                raise RetryableError(
-                    f"submission {submission_token} is being persisted by another attempt"
-                ) from None
-            return stage
+            return _stage_reached(old, submission_token)
         return None
 
     def persist_at_once(
@@ -145,13 +156,8 @@ class TaskTable(TableAccess):
                 "Put": {
                     "TableName": self._name,
                     "Item": submission,
-                    # As begin_submission's: no stage yet, or a dead attempt's PERSISTING.
-                    "ConditionExpression": "attribute_not_exists(stage) OR "
-                    "(stage = :persisting AND started_at < :stale)",
-                    "ExpressionAttributeValues": {
-                        ":persisting": s(SubmissionStage.PERSISTING),
-                        ":stale": n(now - PERSISTING_STALE_AFTER_S),
-                    },
+                    "ConditionExpression": _TAKEABLE,
+                    "ExpressionAttributeValues": _takeable_values(now),
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
@@ -167,13 +173,7 @@ class TaskTable(TableAccess):
                     f"submission {submission_token}: transaction cancelled "
                     f"({', '.join(sorted({r.get('Code', '?') for r in reasons} - {'None'}))})"
                 ) from None
-            old: Item = dict(first.get("Item", {}))
-            stage = SubmissionStage(old["stage"]["S"])
-            if stage is SubmissionStage.PERSISTING:
-                raise RetryableError(
-                    f"submission {submission_token} is being persisted by another attempt"
-                ) from None
-            return stage
+            return _stage_reached(dict(first.get("Item", {})), submission_token)
         return None
 
     def advance_submission(
