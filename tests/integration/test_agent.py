@@ -128,27 +128,30 @@ def test_a_slot_runs_its_next_task_while_the_last_ones_outcome_is_recorded(
     # slot has started its next task (or 10 s, if it never does)
     batch = submit(grid, session_id, [{"value": 1}, {"value": 2}])
     agent = Worker(AgentConfig(handler=HANDLER, slots=1, burst=True), grid)
-    first_recording, next_started = threading.Event(), threading.Event()
-    overlapped: list[bool] = []
+    next_started, first_recorded = threading.Event(), threading.Event()
+    handlers: list[bool] = []  # per handler started: whether the first outcome was recorded
     run_handler = agent._run_handler
     record_success = grid.table.record_success
 
     def running(*args: Any, **kwargs: Any) -> Any:
-        if first_recording.is_set():
+        handlers.append(first_recorded.is_set())
+        if len(handlers) == 2:
             next_started.set()
         return run_handler(*args, **kwargs)
 
     def recording(*args: Any, **kwargs: Any) -> None:
-        if not first_recording.is_set():
-            first_recording.set()
-            overlapped.append(next_started.wait(10))
-        record_success(*args, **kwargs)
+        if not first_recorded.is_set():
+            next_started.wait(10)
+            record_success(*args, **kwargs)
+            first_recorded.set()
+        else:
+            record_success(*args, **kwargs)
 
     monkeypatch.setattr(agent, "_run_handler", running)
     monkeypatch.setattr(grid.table, "record_success", recording)
     assert agent.work() == 2
-    # THEN the second task ran while the first's outcome was being recorded, and both stand
-    assert overlapped == [True]
+    # THEN the second task started before the first's outcome was recorded, and both stand
+    assert handlers == [False, False]
     records = grid.table.get_records(session_id, batch.task_ids)
     assert {r.state for r in records.values()} == {TaskState.SUCCEEDED}
 

@@ -148,6 +148,7 @@ class Worker:
         self._buffer: queue.PriorityQueue[_Queued] = queue.PriorityQueue()
         self._sequence = itertools.count()
         self._held = 0  # received and not yet finished
+        self._recording = 0  # finished, with the outcome being recorded (``_record_later``)
         self._capacity = config.slots + config.prefetch  # the most it holds at once
         self._held_changed = threading.Condition()
         # Whether the fetcher sleeps on ``_held_changed``: slots notify only then (a notify on
@@ -495,14 +496,26 @@ class Worker:
         with self._leases_lock:
             self._held_messages.pop(task.receipt_handle, None)
 
-    def _release_slot(self, processed: bool = False) -> None:
+    def _release_slot(self, processed: bool = False, *, recording: bool = False) -> None:
+        """A message no longer takes a slot's share. With ``recording``, its outcome went to its
+        slot's recorder, which reports it when done (``_recorded``)."""
         with self._held_changed:
             self._held -= 1
+            self._recording += recording
             self.processed += processed
-            idle = self._held == 0
+            idle = self._held == 0 and self._recording == 0
             self._wake_fetcher_if_due()
         if idle:
             self._reporter.flush_soon()  # nothing else to batch with: report now
+
+    def _recorded(self) -> None:
+        """An outcome handed to a recorder is recorded and reported: flush the reporter now if
+        nothing else is held or being recorded to batch with."""
+        with self._held_changed:
+            self._recording -= 1
+            idle = self._held == 0 and self._recording == 0
+        if idle:
+            self._reporter.flush_soon()
 
     def _wake_fetcher_if_due(self) -> None:
         """Wake the fetcher if it sleeps and would now fetch (under ``_held_changed``). Waking
@@ -572,6 +585,9 @@ class Worker:
             if record is None:
                 self._settle(task)
             else:
+                # The slot's share is free for the next message now; the message itself stays
+                # held (hidden by the heartbeat) until its outcome is recorded and reported.
+                self._release_slot(processed=True, recording=True)
                 self._record_later(index, task, record)
             if not slot.started:
                 restart_at = time.monotonic() + self._restart_delay(slot)
@@ -587,7 +603,8 @@ class Worker:
         meanwhile: a short task's slot would otherwise wait out a round trip to the table after
         each one. One recording per slot at a time (the previous one is waited for first), so
         the outcomes in flight are at most the slots, and each is recorded, reported and
-        acknowledged exactly as it would be by the slot itself."""
+        acknowledged exactly as it would be by the slot itself. A message being recorded takes
+        no room of the fetch's (``slots + prefetch``): receives stay full batches."""
         previous = self._recordings[index]
         if previous is not None:
             previous.result()  # never raises: _recorded handles everything
@@ -603,7 +620,8 @@ class Worker:
                     # visibility timeout, and the recorder must go on.
                     logger.exception("task not processed")
                 finally:
-                    self._settle(task)
+                    self._forget(task)
+                    self._recorded()
 
         self._recordings[index] = self._recorders[index].submit(recorded)
 
