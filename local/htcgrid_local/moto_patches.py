@@ -768,6 +768,23 @@ def _delete_message(self: Queue, receipt_handle: str) -> None:
     self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
 
 
+def patch_sqs_pending_groups_from_a_copy() -> None:
+    """Read a queue's in-flight message groups from a copy of its in-flight set.
+
+    moto's ``Queue.pending_message_groups`` (which every ReceiveMessage reads) walks the
+    queue's in-flight set in Python while other threads of the server add to it (their
+    receives) and remove from it (their deletes): now and then "Set changed size during
+    iteration", and the receive answers 500. botocore retries that; kombu's SQS transport
+    (the peer bench's Celery) cannot and its worker dies. ``set.copy`` copies in one step
+    under the GIL.
+    """
+
+    def pending_message_groups(self: Queue) -> set[str]:
+        return {m.group_id for m in self._pending_messages.copy() if m.group_id is not None}
+
+    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign,assignment]
+
+
 def patch_sqs_delete_stops_at_the_message() -> None:
     """Delete a message with one scan that stops where the message is.
 
@@ -1798,6 +1815,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "sqs_standard_queue_send": patch_sqs_standard_queue_send,
     "sqs_lazy_visible_messages": patch_sqs_lazy_visible_messages,
     "sqs_delete_stops_at_the_message": patch_sqs_delete_stops_at_the_message,
+    "sqs_pending_groups_from_a_copy": patch_sqs_pending_groups_from_a_copy,
     "cloudformation_alarm": patch_cloudformation_alarm,
     "cloudformation_schedule": patch_cloudformation_schedule,
     "dynamodb_query_skips_the_full_sort": patch_dynamodb_query_skips_the_full_sort,

@@ -1223,3 +1223,23 @@ def test_a_jsonpath_is_parsed_once_and_reads_as_before() -> None:
     assert json_path.extract_json("$.tasks[1]", data) == {"a": 2}
     with pytest.raises(json_path.NoSuchJsonPathError):
         json_path.extract_json("$.missing", data)
+
+
+def test_pending_groups_are_read_from_a_copy_of_the_in_flight_set(sqs_backend: Any) -> None:
+    queue = sqs_backend.create_queue("groups")
+    send_batch(sqs_backend, "groups", 3)
+    sqs_backend.receive_message("groups", 3, 0, 30)
+
+    class ChangedMidWalk(set):  # type: ignore[type-arg]
+        """The in-flight set as it is while another server thread receives from the queue:
+        walking it in Python meets the change, as CPython reports it."""
+
+        def __iter__(self) -> Any:
+            yield next(super().__iter__())
+            raise RuntimeError("Set changed size during iteration")
+
+    in_flight = queue._pending_messages
+    queue._pending_messages = ChangedMidWalk(in_flight)
+    assert queue.pending_message_groups == set()  # standard messages: no groups, no error
+    queue._pending_messages = in_flight
+    assert sqs_backend.receive_message("groups", 10, 0, 30) == []  # all 3 in flight
