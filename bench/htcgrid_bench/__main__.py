@@ -16,7 +16,6 @@ requirements-bench.txt). The last line is the summary:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -314,15 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, help="write PNG plots into this directory")
     args = parser.parse_args(argv)
     console = Console()
-    if args.from_json:
-        results = json.loads(args.from_json.read_text(encoding="utf-8"))
-    else:
-        began = time.perf_counter()
-        results = measure(args, console)
-        results["seconds"] = time.perf_counter() - began
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
-        console.print(f"raw results in {args.json} ({results['seconds']:.0f} s of runs)")
+    results = runs.measured_or_saved(
+        args.from_json, args.json, console, lambda: measure(args, console)
+    )
     summary = report(results, console)
     if args.plots:
         from htcgrid_bench.plots import draw  # matplotlib only when asked for

@@ -15,11 +15,9 @@ the targets of issue 15; the last line is the summary:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -192,16 +190,7 @@ def _htcgrid_run(grid: Any, workload: str, tasks: int, round_index: int) -> Run:
     requests = requests_per_task(counted.rows, HTCGRID, tasks)
     if workload == SEQUENTIAL:
         return Run(HTCGRID, workload, round_index, tasks, sum(samples), 0.0, samples, requests)
-    return Run(
-        HTCGRID,
-        workload,
-        round_index,
-        tasks,
-        burst.total_s,
-        burst.submit_s,
-        requests=requests,
-        cpu_ms=cpu_ms_per_task(burst),
-    )
+    return _burst_run(HTCGRID, workload, round_index, tasks, burst, requests)
 
 
 def _celery_run(
@@ -216,8 +205,20 @@ def _celery_run(
     # Celery acknowledges (deletes) a message when its worker receives it, before the result:
     # nothing of the run is left to settle.
     requests = requests_per_task(accounting.fetch(endpoint_url).rows, CELERY, tasks)
+    return _burst_run(CELERY, workload, round_index, tasks, burst, requests)
+
+
+def _burst_run(
+    system: str,
+    workload: str,
+    round_index: int,
+    tasks: int,
+    burst: runs.Burst,
+    requests: dict[str, float],
+) -> Run:
+    """A burst's run: from the first submit to the last result, and its CPU per task."""
     return Run(
-        CELERY,
+        system,
         workload,
         round_index,
         tasks,
@@ -435,15 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-json", type=Path, help="report saved results, run nothing")
     args = parser.parse_args(argv)
     console = Console()
-    if args.from_json:
-        results = json.loads(args.from_json.read_text(encoding="utf-8"))
-    else:
-        began = time.perf_counter()
-        results = measure(args, console)
-        results["seconds"] = time.perf_counter() - began
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
-        console.print(f"raw results in {args.json} ({results['seconds']:.0f} s of runs)")
+    results = runs.measured_or_saved(
+        args.from_json, args.json, console, lambda: measure(args, console)
+    )
     print(report(results, console))
     return 0
 

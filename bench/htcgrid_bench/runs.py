@@ -3,14 +3,18 @@ AWS requests they cost. Each function runs once; ``__main__`` repeats them and t
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from pydantic import JsonValue
+from rich.console import Console
 
 from htcgrid import Grid
 from htcgrid.connection import GridEndpoints
@@ -271,3 +275,20 @@ def settled_accounting(endpoint_url: str, tasks: int) -> accounting.Accounting:
         if deleted >= tasks or time.monotonic() > deadline:
             return counted
         time.sleep(0.1)
+
+
+def measured_or_saved(
+    saved: Path | None, out: Path, console: Console, measure: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """A bench's raw results: read back from ``saved`` if given (nothing runs), else measured,
+    timed and written to ``out`` as JSON."""
+    if saved:
+        results: dict[str, Any] = json.loads(saved.read_text(encoding="utf-8"))
+        return results
+    began = time.perf_counter()
+    results = measure()
+    results["seconds"] = time.perf_counter() - began
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    console.print(f"raw results in {out} ({results['seconds']:.0f} s of runs)")
+    return results
